@@ -1,0 +1,232 @@
+//! Error types, one per failure domain.
+//!
+//! Key errors happen at start-up, when keys are loaded; encode and decode errors happen per
+//! request. No error ever carries key material, and [`DecodeError::Invalid`] says nothing
+//! about *why* authentication failed, so that it cannot serve as an oracle.
+
+use std::fmt;
+
+use crate::format::Mode;
+use crate::key::KeyId;
+use crate::stamp::Deadline;
+
+/// What to tell someone whose key was refused.
+const KEYGEN_ADVICE: &str = "generate one with `cookie-session keygen`";
+
+/// A key could not be built, or a key ring could not be assembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key has fewer than [`MIN_KEY_LEN`](crate::key::MIN_KEY_LEN) bytes.
+    TooShort {
+        /// The length of the key that was given, in bytes.
+        len: usize,
+    },
+    /// The key is a well-known placeholder secret ("secret", "changeme", "keyboard cat", ...).
+    WellKnown,
+    /// The key is one repeated byte, a short repeating pattern, or uses very few distinct bytes.
+    LowEntropy,
+    /// The key text is not canonical base64url (RFC 4648 §5, no padding).
+    NotBase64,
+    /// The operating system's random source failed while generating a key.
+    Random,
+    /// Two keys of a ring have the same id: the same key was added twice (or, with
+    /// probability about 2^-32 per pair, two keys' ids collide).
+    DuplicateKeyId(KeyId),
+    /// A key ring needs at least one key.
+    EmptyRing,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooShort { len } => write!(
+                f,
+                "key is {len} bytes but at least {} bytes of random data are required; {KEYGEN_ADVICE}",
+                crate::key::MIN_KEY_LEN
+            ),
+            Self::WellKnown => write!(
+                f,
+                "key is a well-known placeholder secret that attackers try first; {KEYGEN_ADVICE}"
+            ),
+            Self::LowEntropy => write!(
+                f,
+                "key repeats a short pattern or uses very few distinct bytes, so it is not random; {KEYGEN_ADVICE}"
+            ),
+            Self::NotBase64 => write!(
+                f,
+                "key text is not unpadded base64url (A-Z a-z 0-9 - _); {KEYGEN_ADVICE}"
+            ),
+            Self::Random => write!(f, "the operating system's random source failed"),
+            Self::DuplicateKeyId(id) => write!(
+                f,
+                "two keys in the key ring have the id {id}: remove the duplicate key (or, if the keys differ, replace one)"
+            ),
+            Self::EmptyRing => write!(f, "a key ring needs at least one key"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// A value could not be encoded into a cookie. Nothing was emitted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The cookie would be larger than the configured limit; browsers silently drop such
+    /// cookies and keep the previous one, so it is refused here instead.
+    TooLarge {
+        /// `name.len() + value.len()` of the cookie that would have been sent.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The value's JSON nests deeper than the configured limit, so it could not be decoded
+    /// again.
+    TooDeep {
+        /// The configured nesting limit.
+        limit: usize,
+    },
+    /// The value could not be serialized as JSON.
+    Serialize(serde_json::Error),
+    /// The cookie name is empty or has characters outside an RFC 6265 token.
+    InvalidName,
+    /// A time is before 1970 or a deadline lies beyond the year 9999.
+    InvalidTime,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "cookie would be {size} bytes (name + value) but the limit is {limit}; store less in the session or keep it server-side"
+            ),
+            Self::TooDeep { limit } => write!(
+                f,
+                "session data nests deeper than {limit} levels of arrays and objects"
+            ),
+            Self::Serialize(_) => write!(f, "session data could not be serialized as JSON"),
+            Self::InvalidName => write!(
+                f,
+                "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={{}})"
+            ),
+            Self::InvalidTime => write!(
+                f,
+                "time is before 1970 or a deadline lies beyond the year 9999"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Serialize(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A cookie value was rejected.
+///
+/// Only [`Invalid`](Self::Invalid) concerns authenticity, and it is deliberately
+/// detail-free. The structural variants depend only on bytes the sender chose, so they
+/// reveal nothing secret. [`Expired`](Self::Expired), [`IssuedInFuture`](Self::IssuedInFuture),
+/// [`TooDeep`](Self::TooDeep) and [`Payload`](Self::Payload) are only ever reported for a
+/// cookie that passed authentication.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// `name.len() + value.len()` exceeds the configured limit; nothing else was looked at.
+    TooLarge {
+        /// The size of the cookie that was received.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Not a cookie of this format: not canonical base64url, or too short for its header.
+    Malformed,
+    /// The format byte names a version this build does not know.
+    UnsupportedVersion(u8),
+    /// The cookie is in the other mode (signed where encrypted is configured, or vice versa).
+    WrongMode {
+        /// The mode the cookie was issued in.
+        found: Mode,
+        /// The mode this codec is configured for.
+        expected: Mode,
+    },
+    /// The cookie names a key id that is not in the key ring (a retired or foreign key).
+    UnknownKey(KeyId),
+    /// Authentication failed: the cookie was altered, forged, issued under another key with
+    /// the same id, or issued for another cookie name.
+    Invalid,
+    /// The cookie is authentic but one of its deadlines has passed.
+    Expired(Deadline),
+    /// The cookie is authentic but was issued further in the future than the allowed clock
+    /// skew.
+    IssuedInFuture,
+    /// The cookie is authentic but its JSON nests deeper than the configured limit.
+    TooDeep {
+        /// The configured nesting limit.
+        limit: usize,
+    },
+    /// The cookie is authentic but its JSON does not deserialize into the requested type
+    /// (for a session map: the payload is not a JSON object).
+    Payload(serde_json::Error),
+    /// The cookie name is empty or has characters outside an RFC 6265 token.
+    InvalidName,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "cookie is {size} bytes (name + value), over the limit of {limit}"
+            ),
+            Self::Malformed => write!(
+                f,
+                "cookie value is not in the cookie-session format (bad base64url or too short)"
+            ),
+            Self::UnsupportedVersion(v) => {
+                write!(f, "cookie format byte {v:#04x} is not a known version")
+            }
+            Self::WrongMode { found, expected } => write!(
+                f,
+                "cookie is {found} but this codec expects {expected} cookies"
+            ),
+            Self::UnknownKey(id) => write!(
+                f,
+                "cookie was issued under key id {id}, which is not in the key ring"
+            ),
+            Self::Invalid => write!(f, "cookie failed authentication"),
+            Self::Expired(deadline) => write!(f, "cookie has expired ({deadline})"),
+            Self::IssuedInFuture => write!(
+                f,
+                "cookie was issued in the future, beyond the allowed clock skew; check the server clocks"
+            ),
+            Self::TooDeep { limit } => write!(
+                f,
+                "cookie data nests deeper than {limit} levels of arrays and objects"
+            ),
+            Self::Payload(_) => write!(
+                f,
+                "cookie data does not deserialize into the requested type"
+            ),
+            Self::InvalidName => write!(
+                f,
+                "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={{}})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Payload(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The wire format, version 1: byte layout, parsing, and inspection without a key.
+//!
+//! FORMAT.md is the normative description; in short, a cookie value is the unpadded
+//! base64url encoding of
+//!
+//! ```text
+//! signed:    [0x01 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | JSON       | HMAC 32]
+//! encrypted: [0x02 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | nonce 24 | ciphertext | tag 16]
+//! ```
+//!
+//! and everything but the tag is authenticated together with the cookie name:
+//! `AD = u16_be(len(name)) || name || header`.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::DecodeError;
+use crate::key::KeyId;
+use crate::stamp::{SessionId, Stamp};
+
+/// How a cookie protects its data. The mode is the cookie's first byte, and each mode has
+/// its own derived key, so a cookie of one mode can never be accepted as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mode {
+    /// HMAC-SHA256: tamper-proof, but the JSON data is **readable by the client** (it is
+    /// only base64url-encoded). Do not put secrets in a signed session.
+    Signed,
+    /// XAES-256-GCM: tamper-proof and confidential. The metadata header (key id, session
+    /// id, times) stays readable; the data does not.
+    Encrypted,
+}
+
+impl Mode {
+    /// The format byte that starts a version-1 cookie of this mode.
+    pub(crate) const fn format_byte(self) -> u8 {
+        match self {
+            Self::Signed => FORMAT_V1_SIGNED,
+            Self::Encrypted => FORMAT_V1_ENCRYPTED,
+        }
+    }
+
+    /// The bytes between the header and the payload (the nonce), and after it (the tag).
+    pub(crate) const fn overhead(self) -> (usize, usize) {
+        match self {
+            Self::Signed => (0, SIGNED_TAG_LEN),
+            Self::Encrypted => (NONCE_LEN, GCM_TAG_LEN),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Signed => "signed",
+            Self::Encrypted => "encrypted",
+        })
+    }
+}
+
+pub(crate) const FORMAT_V1_SIGNED: u8 = 0x01;
+pub(crate) const FORMAT_V1_ENCRYPTED: u8 = 0x02;
+
+/// format 1 + key id 4 + session id 16 + three u64 times 24.
+pub(crate) const HEADER_LEN: usize = 45;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const SIGNED_TAG_LEN: usize = 32;
+pub(crate) const GCM_TAG_LEN: usize = 16;
+
+/// The parsed fixed-size header of a version-1 cookie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    pub(crate) mode: Mode,
+    pub(crate) key_id: KeyId,
+    pub(crate) stamp: Stamp,
+}
+
+impl Header {
+    /// Appends the 45 header bytes.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.push(self.mode.format_byte());
+        out.extend_from_slice(&self.key_id.0);
+        out.extend_from_slice(&self.stamp.id.0);
+        out.extend_from_slice(&self.stamp.issued_at.to_be_bytes());
+        out.extend_from_slice(&self.stamp.idle_deadline.to_be_bytes());
+        out.extend_from_slice(&self.stamp.absolute_deadline.to_be_bytes());
+    }
+
+    /// Parses the header of `envelope` and checks that the envelope is long enough for its
+    /// mode (header, nonce and tag; the payload may be empty here).
+    pub(crate) fn parse(envelope: &[u8]) -> Result<Self, DecodeError> {
+        let mode = match envelope.first() {
+            Some(&FORMAT_V1_SIGNED) => Mode::Signed,
+            Some(&FORMAT_V1_ENCRYPTED) => Mode::Encrypted,
+            Some(&other) => return Err(DecodeError::UnsupportedVersion(other)),
+            None => return Err(DecodeError::Malformed),
+        };
+        let (nonce, tag) = mode.overhead();
+        if envelope.len() < HEADER_LEN + nonce + tag {
+            return Err(DecodeError::Malformed);
+        }
+        let mut fields = Reader(envelope.get(1..HEADER_LEN).ok_or(DecodeError::Malformed)?);
+        let key_id = KeyId(fields.array()?);
+        let id = SessionId(fields.array()?);
+        let issued_at = u64::from_be_bytes(fields.array()?);
+        let idle_deadline = u64::from_be_bytes(fields.array()?);
+        let absolute_deadline = u64::from_be_bytes(fields.array()?);
+        Ok(Self {
+            mode,
+            key_id,
+            stamp: Stamp {
+                id,
+                issued_at,
+                idle_deadline,
+                absolute_deadline,
+            },
+        })
+    }
+}
+
+/// Reads fixed-size fields off the front of a slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Malformed)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+}
+
+/// Appends the cookie-name prefix of the associated data: `u16_be(len(name)) || name`.
+/// The header follows it directly in the same buffer, so `AD` is one contiguous slice.
+///
+/// The caller has checked that `name` is a token of at most `u16::MAX` bytes.
+pub(crate) fn write_name_prefix(out: &mut Vec<u8>, name: &str) {
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// Whether `name` can be a cookie name: a non-empty RFC 6265 token of at most `u16::MAX`
+/// bytes (visible ASCII without separators).
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= usize::from(u16::MAX)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+/// The length of the unpadded base64url text for `n` bytes.
+pub(crate) const fn encoded_len(n: usize) -> usize {
+    // 4 characters per 3 bytes; a final 1 or 2 bytes take 2 or 3 characters (no padding).
+    let tail = match n % 3 {
+        0 => 0,
+        1 => 2,
+        _ => 3,
+    };
+    n / 3 * 4 + tail
+}
+
+/// Decodes strict base64url (no padding, no `+`/`/`, no whitespace, zero trailing bits),
+/// appending to `out`.
+pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    URL_SAFE_NO_PAD
+        .decode_vec(text, out)
+        .map_err(|_| DecodeError::Malformed)
+}
+
+/// What a cookie's header says, read **without a key and without verification**.
+///
+/// Anyone holding a cookie can read this much; it is what `cookie-session inspect` shows.
+/// Nothing here is authenticated: use [`Codec::decode`](crate::Codec::decode) for that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// The cookie's mode.
+    pub mode: Mode,
+    /// The id of the key the cookie claims to be issued under.
+    pub key_id: KeyId,
+    /// The claimed session id.
+    pub session_id: SessionId,
+    /// The claimed issue time, UNIX seconds.
+    pub issued_at: u64,
+    /// The claimed idle deadline, UNIX seconds.
+    pub idle_deadline: u64,
+    /// The claimed absolute deadline, UNIX seconds.
+    pub absolute_deadline: u64,
+    /// For a signed cookie, the payload bytes (JSON if the cookie is genuine); `None` for an
+    /// encrypted one.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Reads a cookie value's header (and a signed cookie's payload) without a key.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use cookie_session::{Codec, Key, KeyRing, Mode, Stamp, inspect};
+/// # let codec = Codec::new(Mode::Signed, KeyRing::new(Key::generate()?));
+/// # let stamp = Stamp::new(time::OffsetDateTime::now_utc(), Duration::from_secs(1200), Duration::from_secs(86_400))?;
+/// let value = codec.encode("session", &serde_json::json!({"user": 7}), &stamp)?;
+/// let seen = inspect(&value)?;
+/// assert_eq!(seen.mode, Mode::Signed);
+/// assert_eq!(seen.payload.as_deref(), Some(&b"{\"user\":7}"[..])); // signed data is readable!
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`DecodeError::Malformed`] for text that is not canonical base64url or too short,
+/// [`DecodeError::UnsupportedVersion`] for an unknown format byte.
+pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
+    let mut envelope = Vec::new();
+    decode_base64(value, &mut envelope)?;
+    let header = Header::parse(&envelope)?;
+    let payload = match header.mode {
+        Mode::Signed => envelope
+            .get(HEADER_LEN..envelope.len().saturating_sub(SIGNED_TAG_LEN))
+            .map(<[u8]>::to_vec),
+        Mode::Encrypted => None,
+    };
+    let stamp = header.stamp;
+    Ok(Inspection {
+        mode: header.mode,
+        key_id: header.key_id,
+        session_id: stamp.id,
+        issued_at: stamp.issued_at,
+        idle_deadline: stamp.idle_deadline,
+        absolute_deadline: stamp.absolute_deadline,
+        payload,
+    })
+}

@@ -1,0 +1,48 @@
+//! Bounds on the JSON payload that serde_json does not enforce itself.
+
+/// Whether `json` nests arrays and objects at most `limit` levels deep (a flat object is
+/// 1). A linear scan without allocation that skips strings, honouring escapes; it runs
+/// before parsing so that deep input costs no recursion. Malformed JSON is left for the
+/// parser to reject.
+pub(crate) fn depth_within(json: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth = depth.saturating_add(1);
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::depth_within;
+
+    #[test]
+    fn counts_nesting_and_ignores_brackets_in_strings() {
+        assert!(depth_within(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(!depth_within(br#"{"a":[1,{"b":2}]}"#, 2));
+        assert!(depth_within(br#"{"a":"[[[[{{{{\"[["}"#, 1));
+        assert!(depth_within(b"5", 0));
+        assert!(!depth_within(b"[]", 0));
+    }
+}

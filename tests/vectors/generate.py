@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Generate tests/vectors/v1.json: known-answer vectors for cookie-session wire format 1.
+
+This is a second, independent implementation of FORMAT.md, written from the document and
+not from the Rust code, using only the Python `cryptography` package for AES, AES-GCM and
+HMAC/HKDF. The Rust tests check that the crate reproduces and accepts (or rejects) every
+vector, so the two implementations agree with each other and with FORMAT.md.
+
+Run it from the repository root:  python3 tests/vectors/generate.py > tests/vectors/v1.json
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import struct
+import sys
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+FORMAT_SIGNED = 0x01
+FORMAT_ENCRYPTED = 0x02
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hkdf(master: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(master)
+
+
+def derive(master: bytes):
+    return {
+        "key_id": hkdf(master, b"cookie-session v1 key id", 4),
+        "sign": hkdf(master, b"cookie-session v1 hmac-sha256", 64),
+        "encrypt": hkdf(master, b"cookie-session v1 xaes-256-gcm", 32),
+    }
+
+
+def aes_block(key: bytes, block: bytes) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return enc.update(block) + enc.finalize()
+
+
+def xaes_256_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """C2SP XAES-256-GCM: derive a per-nonce AES-256 key with CMAC-KDF, then AES-GCM."""
+    assert len(key) == 32 and len(nonce) == 24
+    l = int.from_bytes(aes_block(key, bytes(16)), "big")
+    k1 = (l << 1) & ((1 << 128) - 1)
+    if l >> 127:
+        k1 ^= 0x87
+    k1 = k1.to_bytes(16, "big")
+    m1 = bytes([0, 1, ord("X"), 0]) + nonce[:12]
+    m2 = bytes([0, 2, ord("X"), 0]) + nonce[:12]
+    xor = lambda a, b: bytes(x ^ y for x, y in zip(a, b))
+    derived = aes_block(key, xor(m1, k1)) + aes_block(key, xor(m2, k1))
+    return AESGCM(derived).encrypt(nonce[12:], plaintext, aad)
+
+
+def check_xaes_against_c2sp():
+    got = xaes_256_gcm_seal(b"\x01" * 32, b"ABCDEFGHIJKLMNOPQRSTUVWX", b"XAES-256-GCM", b"")
+    assert got.hex() == "ce546ef63c9cc60765923609b33a9a1974e96e52daf2fcf7075e2271", got.hex()
+    got = xaes_256_gcm_seal(
+        b"\x03" * 32, b"ABCDEFGHIJKLMNOPQRSTUVWX", b"XAES-256-GCM", b"c2sp.org/XAES-256-GCM"
+    )
+    assert got.hex() == "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d", got.hex()
+
+
+def header(fmt, key_id, session_id, iat, idle, absolute) -> bytes:
+    return bytes([fmt]) + key_id + session_id + struct.pack(">QQQ", iat, idle, absolute)
+
+
+def associated_data(cookie_name: str, hdr: bytes) -> bytes:
+    name = cookie_name.encode("ascii")
+    return struct.pack(">H", len(name)) + name + hdr
+
+
+def encode(mode, master, cookie_name, session_id, iat, idle, absolute, payload, nonce=None):
+    keys = derive(master)
+    fmt = FORMAT_SIGNED if mode == "signed" else FORMAT_ENCRYPTED
+    hdr = header(fmt, keys["key_id"], session_id, iat, idle, absolute)
+    ad = associated_data(cookie_name, hdr)
+    if mode == "signed":
+        tag = hmac.new(keys["sign"], ad + payload, hashlib.sha256).digest()
+        return b64url(hdr + payload + tag)
+    sealed = xaes_256_gcm_seal(keys["encrypt"], nonce, payload, ad)
+    return b64url(hdr + nonce + sealed)
+
+
+def compact(obj) -> bytes:
+    # serde_json's compact form with sorted keys: what encoding a serde_json::Value writes.
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def unb64url(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def flip_bit(value: str, byte_index: int) -> str:
+    raw = bytearray(unb64url(value))
+    raw[byte_index] ^= 0x01
+    return b64url(bytes(raw))
+
+
+def main():
+    check_xaes_against_c2sp()
+    key_a = bytes(range(32))
+    key_b = hashlib.sha256(b"cookie-session known-answer key b").digest()
+    t0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+    idle, life = 1200, 14 * 86_400
+    sid_a = bytes.fromhex("00112233445566778899aabbccddeeff")
+    sid_b = hashlib.sha256(b"session b").digest()[:16]
+    small = {"csrf": "q3Vb9XkL2mWn7Rt5Yp0Zs8Ac4Df6Gh1J", "roles": ["user"], "user_id": 1234567}
+    nested = {
+        "cart": [{"qty": 2, "sku": "SKU-1", "title": "caf\u00e9 \"blue\" <widget>"}],
+        "flash": {"kind": "info", "msg": "Saved.\n"},
+        "n": -1.5,
+        "ok": True,
+        "none": None,
+    }
+    nonce_1 = bytes(range(24))
+    nonce_2 = hashlib.sha256(b"nonce 2").digest()[:24]
+
+    vectors = []
+
+    def ok(name, mode, key, cookie_name, sid, iat, payload, nonce=None, now=None):
+        value = encode(mode, key, cookie_name, sid, iat, iat + idle, iat + life, compact(payload), nonce)
+        v = {
+            "name": name,
+            "mode": mode,
+            "key": b64url(key),
+            "cookie_name": cookie_name,
+            "session_id": sid.hex(),
+            "issued_at": iat,
+            "idle_deadline": iat + idle,
+            "absolute_deadline": iat + life,
+            "payload": compact(payload).decode(),
+            "value": value,
+            "now": iat if now is None else now,
+            "expect": "ok",
+        }
+        if nonce is not None:
+            v["nonce"] = nonce.hex()
+        vectors.append(v)
+        return v
+
+    def reject(name, base, expect, **changes):
+        v = {k: base[k] for k in ("mode", "key", "cookie_name", "value", "now")}
+        v.update(name=name, expect=expect, **changes)
+        vectors.append(v)
+
+    s1 = ok("signed-small", "signed", key_a, "session", sid_a, t0, small)
+    ok("signed-nested-host-prefix", "signed", key_b, "__Host-sid", sid_b, t0 + 7, nested)
+    e1 = ok("encrypted-small", "encrypted", key_a, "session", sid_a, t0, small, nonce_1)
+    ok("encrypted-nested-host-prefix", "encrypted", key_b, "__Host-sid", sid_b, t0 + 7, nested, nonce_2)
+    ok("signed-idle-deadline-minus-one", "signed", key_a, "session", sid_a, t0, small, now=t0 + idle - 1)
+
+    for base, mode in ((s1, "signed"), (e1, "encrypted")):
+        reject(f"{mode}-other-cookie-name", base, "invalid", cookie_name="admin")
+        reject(f"{mode}-other-key", base, "unknown-key", key=b64url(key_b))
+        reject(f"{mode}-flipped-session-id-bit", base, "invalid", value=flip_bit(base["value"], 5))
+        reject(f"{mode}-flipped-last-bit", base, "invalid", value=flip_bit(base["value"], -1))
+        reject(f"{mode}-at-idle-deadline", base, "expired-idle", now=t0 + idle)
+        reject(f"{mode}-issued-in-future", base, "issued-in-future", now=t0 - 61)
+        reject(f"{mode}-padded-base64", base, "malformed", value=base["value"] + "=")
+        reject(f"{mode}-standard-alphabet", base, "malformed",
+               value=base["value"].replace("-", "+").replace("_", "/")
+               if ("-" in base["value"] or "_" in base["value"]) else base["value"] + "+")
+    reject("signed-as-encrypted", s1, "wrong-mode", mode="encrypted")
+    reject("encrypted-as-signed", e1, "wrong-mode", mode="signed")
+    reject("unknown-version", s1, "unsupported-version",
+           value=b64url(b"\x03" + unb64url(s1["value"])[1:]))
+
+    # At the absolute deadline: a cookie re-issued late in the session so that idle < absolute
+    # is not what triggers first.
+    late = t0 + life - 600
+    v = encode("signed", key_a, "session", sid_a, late, t0 + life, t0 + life, compact(small))
+    vectors.append({
+        "name": "signed-at-absolute-deadline", "mode": "signed", "key": b64url(key_a),
+        "cookie_name": "session", "value": v, "now": t0 + life, "expect": "expired-absolute",
+    })
+
+    json.dump({
+        "format": "cookie-session wire format 1 (FORMAT.md)",
+        "generated_by": "tests/vectors/generate.py, an independent Python implementation using the cryptography package",
+        "vectors": vectors,
+    }, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
