@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -21,7 +21,9 @@ pub fn at(unix: i64) -> OffsetDateTime {
 
 pub fn key(seed: u8) -> Key {
     // Distinct, non-repeating bytes: passes the weak-key checks, reproducible.
-    let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(seed)).collect();
+    let bytes: Vec<u8> = (0u8..32)
+        .map(|i| i.wrapping_mul(37).wrapping_add(seed))
+        .collect();
     Key::from_bytes(&bytes).unwrap()
 }
 
@@ -34,13 +36,21 @@ pub fn stamp() -> Stamp {
 }
 
 pub fn small() -> SessionMap {
-    let Value::Object(map) = json!({"user_id": 1234567, "csrf": "q3Vb9XkL2mWn7Rt5Yp0Zs8Ac4Df6Gh1J", "roles": ["user"]}) else {
+    let Value::Object(map) =
+        json!({"user_id": 1234567, "csrf": "q3Vb9XkL2mWn7Rt5Yp0Zs8Ac4Df6Gh1J", "roles": ["user"]})
+    else {
         unreachable!()
     };
     map
 }
 
 /// Decodes as a session map at T0.
-pub fn open(codec: &Codec, name: &str, value: &str) -> Result<SessionMap, cookie_session::DecodeError> {
-    codec.decode::<SessionMap>(name, value, at(T0)).map(|o| o.value)
+pub fn open(
+    codec: &Codec,
+    name: &str,
+    value: &str,
+) -> Result<SessionMap, cookie_session::DecodeError> {
+    codec
+        .decode::<SessionMap>(name, value, at(T0))
+        .map(|o| o.value)
 }
