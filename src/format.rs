@@ -180,6 +180,8 @@ pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeE
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Inspection {
+    /// The wire-format version (1).
+    pub version: u8,
     /// The cookie's mode.
     pub mode: Mode,
     /// The id of the key the cookie claims to be issued under.
@@ -226,6 +228,7 @@ pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
     };
     let stamp = header.stamp;
     Ok(Inspection {
+        version: 1,
         mode: header.mode,
         key_id: header.key_id,
         session_id: stamp.id,

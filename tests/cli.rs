@@ -1,1 +1,290 @@
+//! Drives the built `cookie-session` binary: keygen, encode, decode, inspect, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::process::{Command, Output};
+
+use cookie_session::Key;
+use serde_json::Value;
+
+const T0: &str = "1767225600";
+
+fn run(args: &[&str], env_key: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cookie-session"));
+    cmd.args(args).env_remove("COOKIE_SESSION_KEY");
+    if let Some(key) = env_key {
+        cmd.env("COOKIE_SESSION_KEY", key);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+fn keygen() -> String {
+    stdout(&run(&["keygen"], None))
+}
+
+/// A valid key whose base64url text begins with `-` (first byte 0b111110xx).
+fn dash_key() -> String {
+    let bytes: Vec<u8> = (0u8..32)
+        .map(|i| {
+            if i == 0 {
+                0xf8
+            } else {
+                i.wrapping_mul(53) ^ 0x5a
+            }
+        })
+        .collect();
+    let text = Key::from_bytes(&bytes).unwrap().to_base64url().to_string();
+    assert!(text.starts_with('-'));
+    text
+}
+
+#[test]
+fn keygen_prints_a_fresh_usable_key() {
+    let (a, b) = (keygen(), keygen());
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 43);
+    assert!(Key::from_base64url(&a).is_ok());
+}
+
+#[test]
+fn encode_then_decode_round_trips_in_both_modes() {
+    let key = keygen();
+    for mode in ["signed", "encrypted"] {
+        let k = format!("--key={key}");
+        let value = stdout(&run(
+            &[
+                "encode",
+                &k,
+                "--mode",
+                mode,
+                "--name",
+                "sid",
+                "--now",
+                T0,
+                r#"{"user":7}"#,
+            ],
+            None,
+        ));
+        assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        let out = stdout(&run(
+            &[
+                "decode", &k, "--mode", mode, "--name", "sid", "--now", T0, "--", &value,
+            ],
+            None,
+        ));
+        let decoded: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(decoded["data"]["user"], 7);
+        assert_eq!(decoded["issued_at"], 1_767_225_600);
+        assert_eq!(decoded["idle_deadline"], 1_767_225_600 + 1200);
+        assert_eq!(decoded["absolute_deadline"], 1_767_225_600 + 14 * 86_400);
+        assert_eq!(decoded["older_key"], false);
+        assert_eq!(decoded["session_id"].as_str().unwrap().len(), 32);
+    }
+}
+
+#[test]
+fn keys_beginning_with_a_dash_work_in_both_spellings() {
+    let key = dash_key();
+    let eq = format!("--key={key}");
+    let value = stdout(&run(
+        &["encode", &eq, "--name", "s", "--now", T0, "{}"],
+        None,
+    ));
+    let spaced = run(
+        &[
+            "decode", "--key", &key, "--name", "s", "--now", T0, "--", &value,
+        ],
+        None,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&spaced)).unwrap()["data"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn key_files_and_the_environment_supply_keys_and_older_keys_are_flagged() {
+    let (old, new) = (keygen(), keygen());
+    let value = stdout(&run(
+        &["encode", "--name", "s", "--now", T0, r#"{"a":1}"#],
+        Some(&old),
+    ));
+
+    let dir = std::env::temp_dir().join(format!("cookie-session-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys");
+    std::fs::write(&file, format!("{new}\n\n{old}\n")).unwrap();
+    let file = file.to_str().unwrap();
+
+    let out = stdout(&run(
+        &[
+            "decode",
+            "--key-file",
+            file,
+            "--name",
+            "s",
+            "--now",
+            T0,
+            "--",
+            &value,
+        ],
+        None,
+    ));
+    let decoded: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(decoded["older_key"], true);
+    assert_eq!(
+        decoded["key_id"],
+        Key::from_base64url(&old).unwrap().id().to_string()
+    );
+
+    // The first key encodes: a cookie encoded with the file's keys is under `new`.
+    let fresh = stdout(&run(
+        &[
+            "encode",
+            "--key-file",
+            file,
+            "--name",
+            "s",
+            "--now",
+            T0,
+            "{}",
+        ],
+        None,
+    ));
+    let seen: Value =
+        serde_json::from_str(&stdout(&run(&["inspect", "--", &fresh], None))).unwrap();
+    assert_eq!(
+        seen["key_id"],
+        Key::from_base64url(&new).unwrap().id().to_string()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn inspect_shows_the_header_and_only_a_signed_payload() {
+    let key = format!("--key={}", keygen());
+    for (mode, payload) in [
+        ("signed", serde_json::json!({"x": "y"})),
+        ("encrypted", Value::Null),
+    ] {
+        let value = stdout(&run(
+            &[
+                "encode",
+                &key,
+                "--mode",
+                mode,
+                "--name",
+                "s",
+                "--now",
+                T0,
+                r#"{"x":"y"}"#,
+            ],
+            None,
+        ));
+        let seen: Value =
+            serde_json::from_str(&stdout(&run(&["inspect", "--", &value], None))).unwrap();
+        assert_eq!(seen["verified"], false);
+        assert_eq!(seen["version"], 1);
+        assert_eq!(seen["mode"], mode);
+        assert_eq!(seen["issued_at"], 1_767_225_600);
+        assert_eq!(seen["payload"], payload);
+    }
+}
+
+#[test]
+fn rejected_cookies_exit_1_with_the_reason_on_stderr() {
+    let key = format!("--key={}", keygen());
+    let value = stdout(&run(
+        &["encode", &key, "--name", "s", "--now", T0, "{}"],
+        None,
+    ));
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["decode", &key, "--name", "other", "--now", T0, "--", &value],
+            "failed authentication",
+        ),
+        (
+            &[
+                "decode",
+                &key,
+                "--name",
+                "s",
+                "--now",
+                "1767300000",
+                "--",
+                &value,
+            ],
+            "expired",
+        ),
+        (
+            &[
+                "decode",
+                &key,
+                "--name",
+                "s",
+                "--mode",
+                "encrypted",
+                "--now",
+                T0,
+                "--",
+                &value,
+            ],
+            "signed",
+        ),
+        (
+            &["inspect", "--", "not a cookie"],
+            "not in the cookie-session format",
+        ),
+    ];
+    for (args, reason) in cases {
+        let out = run(args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
+    let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(5000));
+    let out = run(&["encode", &key, "--name", "s", &big], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit is 4096"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let key = format!("--key={}", keygen());
+    let cases: [&[&str]; 6] = [
+        &["bogus"],
+        &["encode", "--name", "s", "{}"], // no key anywhere
+        &["encode", "--key=keyboard-cat", "--name", "s", "{}"], // weak key
+        &["encode", &key, "--name", "s", "{not json"],
+        &["decode", &key, "--name", "s"], // missing VALUE
+        &["encode", &key, "--mode", "rot13", "--name", "s", "{}"],
+    ];
+    for args in cases {
+        let out = run(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let weak = run(&["encode", "--key=keyboard-cat", "--name", "s", "{}"], None);
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("cookie-session keygen"));
+}

@@ -1,5 +1,5 @@
 //! Size and nesting limits, on the exact bytes that would be sent.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The known-answer vectors of `tests/vectors/v1.json`, produced by an independent Python
 //! implementation of FORMAT.md (`tests/vectors/generate.py`), reproduce exactly.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use cookie_session::{Codec, Deadline, DecodeError, Key, KeyRing, Mode, inspect};
 use serde_json::{Map, Value};

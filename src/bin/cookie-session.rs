@@ -1,1 +1,240 @@
-fn main() {}
+//! `cookie-session`: generate keys, and encode, decode or inspect cookie values.
+//!
+//! Exit status: 0 on success, 1 when a cookie is rejected or cannot be encoded (the reason
+//! on stderr), 2 on usage errors (including unusable keys and malformed JSON input).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cookie_session::time::OffsetDateTime;
+use cookie_session::{Codec, Inspection, Key, KeyRing, Mode, Stamp, inspect};
+use serde_json::{Value, json};
+
+/// Generate keys, and encode, decode or inspect cookie-session cookie values.
+///
+/// Keys and cookie values are base64url and may begin with `-`: write `--key=VALUE`, and
+/// put `--` before a positional VALUE.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new random master key (base64url, 32 bytes).
+    Keygen,
+    /// Encode a JSON value into a cookie value; prints only the value.
+    Encode {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        cookie: CookieArgs,
+        /// Idle timeout in seconds (TurboGears' visit timeout).
+        #[arg(long, value_name = "SECS", default_value_t = 1200)]
+        idle: u64,
+        /// Absolute lifetime in seconds (default 14 days).
+        #[arg(long, value_name = "SECS", default_value_t = 14 * 86_400)]
+        lifetime: u64,
+        /// The JSON data to encode.
+        json: String,
+    },
+    /// Verify and decode a cookie value; prints its data and metadata as JSON.
+    Decode {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        cookie: CookieArgs,
+        /// The cookie value.
+        value: String,
+    },
+    /// Show a cookie value's header, and a signed cookie's payload, WITHOUT verifying it.
+    Inspect {
+        /// The cookie value.
+        value: String,
+    },
+}
+
+#[derive(Args)]
+struct KeyArgs {
+    /// A base64url master key; repeat for rotation: the first encodes, all decode.
+    #[arg(long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    keys: Vec<String>,
+    /// A file of keys, one per line, taken after the --key keys.
+    #[arg(long = "key-file", value_name = "FILE")]
+    key_files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct CookieArgs {
+    /// signed (HMAC-SHA256; data readable by the client) or encrypted (XAES-256-GCM).
+    #[arg(long, value_enum, default_value_t = ModeArg::Signed)]
+    mode: ModeArg,
+    /// The cookie name the value is bound to.
+    #[arg(long)]
+    name: String,
+    /// The current time as UNIX seconds (default: the system clock).
+    #[arg(long, value_name = "UNIX_SECS", allow_negative_numbers = true)]
+    now: Option<i64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Signed,
+    Encrypted,
+}
+
+/// Why the command failed, and so its exit status.
+enum Failure {
+    /// Exit 2: the invocation cannot work (bad key, bad JSON, bad time).
+    Usage(String),
+    /// Exit 1: the cookie was rejected or could not be encoded.
+    Rejected(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // exits 2 on usage errors
+    match run(cli.command) {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Rejected(why)) => {
+            eprintln!("cookie-session: {why}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(why)) => {
+            eprintln!("cookie-session: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<String, Failure> {
+    match command {
+        Command::Keygen => {
+            let key = Key::generate().map_err(|e| Failure::Rejected(e.to_string()))?;
+            Ok(key.to_base64url().to_string())
+        }
+        Command::Encode {
+            keys,
+            cookie,
+            idle,
+            lifetime,
+            json,
+        } => {
+            let codec = codec(&keys, cookie.mode)?;
+            let data: Value = serde_json::from_str(&json)
+                .map_err(|e| Failure::Usage(format!("JSON argument is not valid JSON: {e}")))?;
+            let stamp = Stamp::new(
+                now(cookie.now)?,
+                Duration::from_secs(idle),
+                Duration::from_secs(lifetime),
+            )
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+            codec
+                .encode(&cookie.name, &data, &stamp)
+                .map_err(|e| Failure::Rejected(format!("cannot encode: {e}")))
+        }
+        Command::Decode {
+            keys,
+            cookie,
+            value,
+        } => {
+            let codec = codec(&keys, cookie.mode)?;
+            let opened = codec
+                .decode::<Value>(&cookie.name, &value, now(cookie.now)?)
+                .map_err(|e| Failure::Rejected(format!("cookie rejected: {e}")))?;
+            let stamp = opened.stamp;
+            Ok(pretty(&json!({
+                "data": opened.value,
+                "session_id": stamp.id().to_string(),
+                "key_id": opened.key_id.to_string(),
+                "older_key": opened.opened_with_older_key(),
+                "issued_at": stamp.issued_at().unix_timestamp(),
+                "idle_deadline": stamp.idle_deadline().unix_timestamp(),
+                "absolute_deadline": stamp.absolute_deadline().unix_timestamp(),
+            })))
+        }
+        Command::Inspect { value } => {
+            let seen =
+                inspect(&value).map_err(|e| Failure::Rejected(format!("cannot inspect: {e}")))?;
+            Ok(pretty(&inspection_json(&seen)))
+        }
+    }
+}
+
+fn inspection_json(seen: &Inspection) -> Value {
+    // A genuine signed payload is JSON; anything else is shown as (lossy) text.
+    let payload = seen.payload.as_ref().map(|bytes| {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    });
+    json!({
+        "verified": false,
+        "version": seen.version,
+        "mode": seen.mode.to_string(),
+        "key_id": seen.key_id.to_string(),
+        "session_id": seen.session_id.to_string(),
+        "issued_at": seen.issued_at,
+        "idle_deadline": seen.idle_deadline,
+        "absolute_deadline": seen.absolute_deadline,
+        "payload": payload,
+    })
+}
+
+/// The keys in order: every `--key`, then each `--key-file` line; `COOKIE_SESSION_KEY`
+/// only when neither is given.
+fn codec(args: &KeyArgs, mode: ModeArg) -> Result<Codec, Failure> {
+    let mut texts = args.keys.clone();
+    for path in &args.key_files {
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("cannot read key file {}: {e}", path.display())))?;
+        texts.extend(
+            content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    if texts.is_empty()
+        && let Ok(key) = std::env::var("COOKIE_SESSION_KEY")
+    {
+        texts.push(key);
+    }
+    if texts.is_empty() {
+        return Err(Failure::Usage(
+            "no key: pass --key, --key-file or set COOKIE_SESSION_KEY (generate one with `cookie-session keygen`)".into(),
+        ));
+    }
+    let keys = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Key::from_base64url(t).map_err(|e| Failure::Usage(format!("key {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ring = KeyRing::from_keys(keys).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mode = match mode {
+        ModeArg::Signed => Mode::Signed,
+        ModeArg::Encrypted => Mode::Encrypted,
+    };
+    Ok(Codec::new(mode, ring))
+}
+
+fn now(given: Option<i64>) -> Result<OffsetDateTime, Failure> {
+    match given {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(secs) => OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|_| Failure::Usage(format!("--now {secs} is not a representable time"))),
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    // Serializing a `Value` to a String cannot fail.
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
