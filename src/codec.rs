@@ -182,7 +182,8 @@ impl Codec {
 
         // [name prefix | header | nonce | JSON | tag]; the base64url text covers all but
         // the name prefix, and `AD = name prefix | header` is one contiguous slice.
-        let mut buf = Vec::with_capacity(256);
+        // One allocation for typical sessions; a 4 KiB cookie needs at most ~3 KiB here.
+        let mut buf = Vec::with_capacity(1024);
         format::write_name_prefix(&mut buf, name);
         let prefix_len = buf.len();
         Header {

@@ -5,6 +5,12 @@
 /// before parsing so that deep input costs no recursion. Malformed JSON is left for the
 /// parser to reject.
 pub(crate) fn depth_within(json: &[u8], limit: usize) -> bool {
+    // Fast path: nesting cannot exceed the number of opening brackets (counting those in
+    // strings too), and this count vectorizes. Typical sessions never take the slow path.
+    let openers = json.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if openers <= limit {
+        return true;
+    }
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -44,5 +50,8 @@ mod tests {
         assert!(depth_within(br#"{"a":"[[[[{{{{\"[["}"#, 1));
         assert!(depth_within(b"5", 0));
         assert!(!depth_within(b"[]", 0));
+        // More brackets than the limit, but not nested that deep: the slow path decides.
+        assert!(depth_within(b"[[],[],[],[],{}]", 2));
+        assert!(!depth_within(b"[[],[],[[[]]],{}]", 3));
     }
 }

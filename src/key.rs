@@ -174,6 +174,9 @@ impl Key {
     }
 }
 
+// `secret` is `Zeroizing`, and nothing else in `Key` is secret.
+impl zeroize::ZeroizeOnDrop for Key {}
+
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         self.secret.as_slice().ct_eq(other.secret.as_slice()).into()
@@ -388,6 +391,9 @@ impl KeyRing {
     }
 }
 
+// Every key's state in the ring wipes itself: see `Prepared` and the test below.
+impl zeroize::ZeroizeOnDrop for KeyRing {}
+
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRing")
@@ -397,5 +403,22 @@ impl fmt::Debug for KeyRing {
                 &self.inner.older.iter().map(|k| k.id).collect::<Vec<_>>(),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compile-time proof that the cached keyed state wipes itself on drop; it stops
+    /// compiling if a dependency update (or a dropped `zeroize` feature) loses that.
+    #[test]
+    fn keyed_state_is_zeroized_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<Zeroizing<Vec<u8>>>();
+        // `Hmac<Sha256>` has no marker of its own, but all it keeps is two SHA-256 cores
+        // (the states after hashing the key xor ipad and opad), and those wipe themselves.
+        wiped::<sha2::block_api::Sha256VarCore>();
+        wiped::<Xaes256Gcm>();
     }
 }

@@ -219,3 +219,12 @@ fn rings_refuse_duplicates_and_emptiness() {
         vec![key(1).id(), key(2).id(), key(3).id()]
     );
 }
+
+#[test]
+fn keys_and_rings_are_zeroized_on_drop() {
+    // Compile-time: stops compiling if either type loses its ZeroizeOnDrop guarantee.
+    fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+    wiped::<Key>();
+    wiped::<KeyRing>();
+    wiped::<zeroize::Zeroizing<String>>(); // what `Key::to_base64url` returns
+}
