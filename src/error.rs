@@ -13,6 +13,10 @@ use crate::stamp::Deadline;
 /// What to tell someone whose key was refused.
 const KEYGEN_ADVICE: &str = "generate one with `cookie-session keygen`";
 
+/// The same advice wherever a cookie name is refused.
+const INVALID_NAME: &str =
+    "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={})";
+
 /// A key could not be built, or a key ring could not be assembled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -107,10 +111,7 @@ impl fmt::Display for EncodeError {
                 "session data nests deeper than {limit} levels of arrays and objects"
             ),
             Self::Serialize(_) => write!(f, "session data could not be serialized as JSON"),
-            Self::InvalidName => write!(
-                f,
-                "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={{}})"
-            ),
+            Self::InvalidName => f.write_str(INVALID_NAME),
             Self::InvalidTime => write!(
                 f,
                 "time is before 1970 or a deadline lies beyond the year 9999"
@@ -214,10 +215,7 @@ impl fmt::Display for DecodeError {
                 f,
                 "cookie data does not deserialize into the requested type"
             ),
-            Self::InvalidName => write!(
-                f,
-                "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={{}})"
-            ),
+            Self::InvalidName => f.write_str(INVALID_NAME),
         }
     }
 }
