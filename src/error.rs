@@ -228,3 +228,131 @@ impl std::error::Error for DecodeError {
         }
     }
 }
+
+/// A [`SessionConfig`](crate::SessionConfig) cannot be built: it would produce cookies that
+/// browsers reject or that weaken the session. These happen at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty or has characters outside an RFC 6265 token.
+    InvalidName,
+    /// A `__Secure-` or `__Host-` cookie must be `Secure`; browsers silently reject it
+    /// otherwise.
+    PrefixRequiresSecure {
+        /// The prefix of the configured name.
+        prefix: &'static str,
+    },
+    /// A `__Host-` cookie must have `Path=/`.
+    HostPrefixRequiresRootPath,
+    /// A `__Host-` cookie must not have a `Domain`.
+    HostPrefixForbidsDomain,
+    /// `SameSite=None` requires `Secure`; browsers reject it otherwise.
+    SameSiteNoneRequiresSecure,
+    /// `Partitioned` (CHIPS) requires `Secure`.
+    PartitionedRequiresSecure,
+    /// An attribute value is longer than the 1024 bytes browsers accept.
+    AttributeTooLong {
+        /// `"Path"` or `"Domain"`.
+        attribute: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// An attribute value has characters a cookie attribute cannot carry (`;`, controls,
+    /// non-ASCII), or a path does not start with `/`.
+    InvalidAttribute {
+        /// `"Path"` or `"Domain"`.
+        attribute: &'static str,
+    },
+    /// The renewal threshold of [`TouchPolicy::Renew`](crate::TouchPolicy::Renew) must be
+    /// 1 to 100 percent of the idle timeout.
+    InvalidRenewThreshold(u8),
+    /// The idle timeout and the absolute lifetime must be at least one second.
+    ZeroDuration,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName => f.write_str(INVALID_NAME),
+            Self::PrefixRequiresSecure { prefix } => write!(
+                f,
+                "a {prefix} cookie must be Secure; use a name without the prefix for plain-HTTP development"
+            ),
+            Self::HostPrefixRequiresRootPath => {
+                write!(
+                    f,
+                    "a __Host- cookie must have Path=/; use a __Secure- name to scope the path"
+                )
+            }
+            Self::HostPrefixForbidsDomain => {
+                write!(
+                    f,
+                    "a __Host- cookie cannot have a Domain; use a __Secure- name to share it with subdomains"
+                )
+            }
+            Self::SameSiteNoneRequiresSecure => write!(f, "SameSite=None requires Secure"),
+            Self::PartitionedRequiresSecure => write!(f, "Partitioned requires Secure"),
+            Self::AttributeTooLong { attribute, len } => write!(
+                f,
+                "the {attribute} attribute is {len} bytes; browsers ignore attribute values over 1024 bytes"
+            ),
+            Self::InvalidAttribute { attribute } => write!(
+                f,
+                "the {attribute} attribute has characters a cookie attribute cannot carry (or a path not starting with /)"
+            ),
+            Self::InvalidRenewThreshold(p) => write!(
+                f,
+                "renewal threshold {p}% is not between 1% and 100% of the idle timeout"
+            ),
+            Self::ZeroDuration => {
+                write!(f, "idle timeout and lifetime must be at least one second")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A session operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A value could not be converted to or from JSON as the requested type.
+    Value {
+        /// The session key.
+        key: String,
+        /// What serde_json reported.
+        source: serde_json::Error,
+    },
+    /// The session could not be encoded into a cookie at `finish` (typically: too large).
+    /// No header was produced; the browser keeps its previous cookie, so the previous
+    /// session state stays in effect.
+    Encode(EncodeError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value { key, .. } => write!(
+                f,
+                "session value {key:?} does not convert to or from the requested type"
+            ),
+            Self::Encode(_) => write!(f, "session could not be saved into its cookie"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Value { source, .. } => Some(source),
+            Self::Encode(e) => Some(e),
+        }
+    }
+}
+
+impl From<EncodeError> for SessionError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}

@@ -2,16 +2,21 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod codec;
+mod config;
+mod cookie_header;
 mod error;
 mod format;
 mod json;
 mod key;
+mod session;
 mod stamp;
 
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
-pub use error::{DecodeError, EncodeError, KeyError};
+pub use config::{Persistence, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
+pub use error::{ConfigError, DecodeError, EncodeError, KeyError, SessionError};
 pub use format::{Inspection, Mode, inspect};
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
+pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};
 pub use stamp::{Deadline, SessionId, Stamp};
 
 // The README's examples use these crates through the public API; re-exporting `time`

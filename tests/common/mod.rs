@@ -1,5 +1,11 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::time::Duration;
 
@@ -53,4 +59,77 @@ pub fn open(
     codec
         .decode::<SessionMap>(name, value, at(T0))
         .map(|o| o.value)
+}
+
+use cookie_session::{CookieAction, Decision, Session, SessionConfig, Sessions};
+
+pub fn config(mode: Mode) -> SessionConfig {
+    SessionConfig::new(mode, KeyRing::new(key(1))).with_name("sid")
+}
+
+pub fn sessions(mode: Mode) -> Sessions {
+    config(mode).build().unwrap()
+}
+
+/// A minimal browser for one cookie: stores what `Set-Cookie` says, sends it back.
+#[derive(Debug, Default, Clone)]
+pub struct Browser {
+    /// `name=value`, as the browser would send it.
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    /// One request at `now`: load, let `handler` use the session, finish, apply.
+    pub fn request(
+        &mut self,
+        sessions: &Sessions,
+        now: i64,
+        handler: impl FnOnce(&mut Session),
+    ) -> Decision {
+        let headers: Vec<&str> = self.cookie.iter().map(String::as_str).collect();
+        let mut session = sessions.load(headers, at(now));
+        handler(&mut session);
+        let decision = session.finish(at(now)).unwrap();
+        match &decision.cookie {
+            CookieAction::Keep => {}
+            CookieAction::Set(header) => {
+                let pair = header.split(';').next().unwrap();
+                assert!(
+                    pair.starts_with(&format!("{}=", sessions.name())),
+                    "{header}"
+                );
+                self.cookie = Some(pair.to_owned());
+            }
+            CookieAction::Remove(header) => {
+                assert!(header.contains("Max-Age=0"), "{header}");
+                self.cookie = None;
+            }
+            other => panic!("unknown action {other:?}"),
+        }
+        decision
+    }
+
+    /// A browser that already holds a session with `data`, issued at `now`.
+    pub fn with_session(sessions: &Sessions, now: i64, data: &SessionMap) -> Self {
+        let mut browser = Self::default();
+        let decision = browser.request(sessions, now, |s| {
+            for (k, v) in data {
+                s.insert(k, v).unwrap();
+            }
+        });
+        assert!(matches!(decision.cookie, CookieAction::Set(_)));
+        browser
+    }
+}
+
+pub fn is_keep(d: &Decision) -> bool {
+    d.cookie == CookieAction::Keep
+}
+
+pub fn is_set(d: &Decision) -> bool {
+    matches!(d.cookie, CookieAction::Set(_))
+}
+
+pub fn is_remove(d: &Decision) -> bool {
+    matches!(d.cookie, CookieAction::Remove(_))
 }

@@ -1,0 +1,391 @@
+//! Session configuration: the cookie's name and attributes, lifetimes, when to re-send the
+//! cookie, and how changes are saved. [`SessionConfig::build`] validates it once, at
+//! start-up, into [`Sessions`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::codec::{Codec, DEFAULT_MAX_SIZE};
+use crate::error::ConfigError;
+use crate::format::{self, Mode};
+use crate::key::KeyRing;
+use crate::session::Sessions;
+use crate::stamp::SessionId;
+
+/// Browsers ignore attribute values longer than this (RFC 6265bis).
+const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+/// The `SameSite` attribute. It is always written explicitly: browsers disagree on the
+/// default when it is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Sent only on same-site requests: strongest CSRF protection, but a visitor following
+    /// a link from another site arrives logged out.
+    Strict,
+    /// Sent on same-site requests and top-level navigations (links) from other sites.
+    Lax,
+    /// Sent on all requests, including cross-site ones; requires `Secure`. Needed for
+    /// embedded (iframe) use; pair it with CSRF protection.
+    None,
+}
+
+/// Whether the browser keeps the cookie after it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// No `Max-Age`/`Expires`: the browser drops the cookie when it closes (TurboGears'
+    /// default). The server-side deadlines apply either way.
+    BrowserSession,
+    /// `Max-Age` and `Expires` derived from the cookie's authenticated idle deadline,
+    /// capped at 400 days (TurboGears' `visit.cookie.permanent`).
+    Persistent,
+}
+
+/// When a response re-sends the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TouchPolicy {
+    /// Re-issue on every request that loaded a session (Beaker's and TurboGears' behaviour):
+    /// the idle deadline slides on every visit, but every response carries a `Set-Cookie`,
+    /// and concurrent requests race to overwrite each other's cookie.
+    Always,
+    /// Re-issue only when the session changed (TurboGears' `tg_avoid_touch`). Read-only
+    /// requests send nothing; the idle deadline moves only on changes, so a visitor who only
+    /// reads is logged out after the idle timeout.
+    OnChange,
+    /// Re-issue when the session changed, or when a request that read it finds that more
+    /// than `after_percent` percent of the idle timeout has passed since the cookie was
+    /// issued (ASP.NET Core's sliding expiration uses half). Active visitors never time out,
+    /// and read-only traffic sends at most one `Set-Cookie` per that much of the window.
+    Renew {
+        /// The share of the idle timeout, 1 to 100.
+        after_percent: u8,
+    },
+}
+
+impl TouchPolicy {
+    /// Renew after half of the idle timeout.
+    pub const SLIDING: Self = Self::Renew { after_percent: 50 };
+}
+
+/// How changes reach the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaveMode {
+    /// Every change made during the request is sent at its end.
+    Automatic,
+    /// Beaker's semantics: only the state committed by the last
+    /// [`Session::save`](crate::Session::save) is sent; later, unsaved changes are
+    /// **dropped**. [`delete`](crate::Session::delete) and
+    /// [`regenerate`](crate::Session::regenerate) take effect without a save.
+    Explicit,
+}
+
+/// Asks the application whether a session was revoked: called with the session id and
+/// the issue time of each authentic cookie on load; `true` means revoked.
+pub type RevocationCheck = Arc<dyn Fn(SessionId, OffsetDateTime) -> bool + Send + Sync>;
+
+/// The configuration of a session cookie, built with `with_*` setters and validated by
+/// [`build`](Self::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use cookie_session::{Key, KeyRing, Mode, Persistence, SessionConfig, TouchPolicy};
+///
+/// let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(Key::generate()?))
+///     .with_name("__Host-visit")
+///     .with_idle_timeout(Duration::from_secs(30 * 60))
+///     .with_persistence(Persistence::Persistent)
+///     .with_touch_policy(TouchPolicy::SLIDING)
+///     .build()?;
+/// assert_eq!(sessions.name(), "__Host-visit");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) mode: Mode,
+    pub(crate) ring: KeyRing,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
+    pub(crate) persistence: Persistence,
+    pub(crate) idle: Duration,
+    pub(crate) lifetime: Duration,
+    pub(crate) touch: TouchPolicy,
+    pub(crate) reissue_older_keys: bool,
+    pub(crate) save: SaveMode,
+    pub(crate) max_size: usize,
+    pub(crate) token_source: bool,
+    pub(crate) revocation: Option<RevocationCheck>,
+}
+
+impl SessionConfig {
+    /// The defaults: name `__Host-session`, `Path=/`, no `Domain`, `Secure`, `HttpOnly`,
+    /// `SameSite=Lax`, a browser-session cookie, idle timeout 20 minutes, lifetime 14 days,
+    /// [`TouchPolicy::OnChange`], older keys re-issued, [`SaveMode::Automatic`], 4096 bytes,
+    /// no token source, no revocation check.
+    #[must_use]
+    pub fn new(mode: Mode, ring: KeyRing) -> Self {
+        Self {
+            name: "__Host-session".to_owned(),
+            mode,
+            ring,
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            persistence: Persistence::BrowserSession,
+            idle: Duration::from_secs(20 * 60),
+            lifetime: Duration::from_secs(14 * 86_400),
+            touch: TouchPolicy::OnChange,
+            reissue_older_keys: true,
+            save: SaveMode::Automatic,
+            max_size: DEFAULT_MAX_SIZE,
+            token_source: false,
+            revocation: None,
+        }
+    }
+
+    /// The cookie name. Default `__Host-session`: the `__Host-` prefix makes browsers
+    /// refuse the cookie unless it is `Secure`, `Path=/` and host-only, so a sibling
+    /// subdomain cannot plant or overwrite it (cookie tossing).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The `Path` attribute. Default `/`; a narrower path hides the session from the rest
+    /// of the site (and is not allowed with a `__Host-` name).
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `Domain` attribute. Default none (host-only): setting it shares the cookie with
+    /// every subdomain, and every subdomain can then overwrite it.
+    #[must_use]
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `HttpOnly` attribute. Default on: scripts cannot read the cookie, so an XSS flaw
+    /// cannot steal the session. Turn it off only if client code must read a signed session.
+    #[must_use]
+    pub const fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute. Default [`SameSite::Lax`].
+    #[must_use]
+    pub const fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS): the browser keeps a separate cookie per
+    /// top-level site, for embedded use. Default off; requires `Secure`.
+    #[must_use]
+    pub const fn with_partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// **Drops the `Secure` attribute**, so the cookie also travels over plain HTTP, where
+    /// anyone on the network can read and replay it. Only for local development over
+    /// `http://`; combine it with a name without `__Host-`/`__Secure-`. (Current browsers
+    /// accept `Secure` cookies from `http://localhost`, so you may not need this.)
+    #[must_use]
+    pub const fn with_insecure_http_for_local_development(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
+    /// A browser-session or persistent cookie. Default [`Persistence::BrowserSession`].
+    #[must_use]
+    pub const fn with_persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = persistence;
+        self
+    }
+
+    /// How long a session stays valid without being re-issued. Default 20 minutes
+    /// (TurboGears' `visit.timeout`). Shorter limits the use of a stolen or abandoned
+    /// cookie; see [`TouchPolicy`] for how re-issuing interacts with it.
+    #[must_use]
+    pub const fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// How long a session can live however active it is. Default 14 days; it bounds how
+    /// long a replayed cookie works.
+    #[must_use]
+    pub const fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// When to re-send the cookie. Default [`TouchPolicy::OnChange`].
+    #[must_use]
+    pub const fn with_touch_policy(mut self, touch: TouchPolicy) -> Self {
+        self.touch = touch;
+        self
+    }
+
+    /// Whether a session opened with an older key of the ring is re-issued under the
+    /// current key on that response. Default on, so rotation completes without logging
+    /// anyone out; off means such cookies move only when they change.
+    #[must_use]
+    pub const fn with_reissue_older_keys(mut self, reissue: bool) -> Self {
+        self.reissue_older_keys = reissue;
+        self
+    }
+
+    /// Automatic or explicit saving. Default [`SaveMode::Automatic`].
+    #[must_use]
+    pub const fn with_save_mode(mut self, save: SaveMode) -> Self {
+        self.save = save;
+        self
+    }
+
+    /// The limit on `name + value` of the cookie. Default 4096, what browsers store; a
+    /// larger value produces cookies browsers drop.
+    #[must_use]
+    pub const fn with_max_size(mut self, bytes: usize) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// Also accept the session value from a token the adapter takes from a form field or
+    /// query parameter, for clients without cookies (TurboGears' `visit.source = cookie,
+    /// form`). Default off: tokens in URLs leak through logs, `Referer` headers and shared
+    /// links, and let an attacker fix a victim's session; enable it only for clients that
+    /// cannot keep cookies.
+    #[must_use]
+    pub const fn with_token_source(mut self, enabled: bool) -> Self {
+        self.token_source = enabled;
+        self
+    }
+
+    /// Checks each authentic session on load: `check(id, issued_at)` returning `true`
+    /// revokes it (it loads as a new session and its cookie is removed). Use it to make a
+    /// logout final, e.g. with a list of revoked session ids kept until their lifetime ends.
+    #[must_use]
+    pub fn with_revocation(
+        mut self,
+        check: impl Fn(SessionId, OffsetDateTime) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.revocation = Some(Arc::new(check));
+        self
+    }
+
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a name that is not a token; a `__Secure-`/`__Host-` name
+    /// without `Secure`; a `__Host-` name with a `Domain` or a path other than `/`;
+    /// `SameSite=None` or `Partitioned` without `Secure`; a `Path`/`Domain` over 1024 bytes
+    /// or with characters an attribute cannot carry; a renewal threshold outside 1-100%;
+    /// a zero idle timeout or lifetime.
+    pub fn build(self) -> Result<Sessions, ConfigError> {
+        self.validate()?;
+        Ok(Sessions::new(self))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !format::is_valid_name(&self.name) {
+            return Err(ConfigError::InvalidName);
+        }
+        check_attribute("Path", &self.path)?;
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::InvalidAttribute { attribute: "Path" });
+        }
+        if let Some(domain) = &self.domain {
+            check_attribute("Domain", domain)?;
+        }
+        for prefix in ["__Secure-", "__Host-"] {
+            if self.name.starts_with(prefix) && !self.secure {
+                return Err(ConfigError::PrefixRequiresSecure { prefix });
+            }
+        }
+        if self.name.starts_with("__Host-") {
+            if self.path != "/" {
+                return Err(ConfigError::HostPrefixRequiresRootPath);
+            }
+            if self.domain.is_some() {
+                return Err(ConfigError::HostPrefixForbidsDomain);
+            }
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNoneRequiresSecure);
+        }
+        if self.partitioned && !self.secure {
+            return Err(ConfigError::PartitionedRequiresSecure);
+        }
+        if let TouchPolicy::Renew { after_percent } = self.touch
+            && !(1..=100).contains(&after_percent)
+        {
+            return Err(ConfigError::InvalidRenewThreshold(after_percent));
+        }
+        if self.idle.as_secs() == 0 || self.lifetime.as_secs() == 0 {
+            return Err(ConfigError::ZeroDuration);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        Codec::new(self.mode, self.ring.clone()).with_max_size(self.max_size)
+    }
+}
+
+/// At most 1024 bytes of visible ASCII other than `;` (which would end the attribute).
+fn check_attribute(attribute: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.len() > MAX_ATTRIBUTE_LEN {
+        return Err(ConfigError::AttributeTooLong {
+            attribute,
+            len: value.len(),
+        });
+    }
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+        return Err(ConfigError::InvalidAttribute { attribute });
+    }
+    Ok(())
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("ring", &self.ring)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("partitioned", &self.partitioned)
+            .field("persistence", &self.persistence)
+            .field("idle", &self.idle)
+            .field("lifetime", &self.lifetime)
+            .field("touch", &self.touch)
+            .field("reissue_older_keys", &self.reissue_older_keys)
+            .field("save", &self.save)
+            .field("max_size", &self.max_size)
+            .field("token_source", &self.token_source)
+            .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
+}

@@ -1,0 +1,554 @@
+//! The request-level session: load it from the `Cookie` header, read and change it as a
+//! map, and [`finish`](Session::finish) with one decision about what to send back.
+//!
+//! Loading is lazy: [`Sessions::load`] only finds the candidate cookie values. The first
+//! method that looks at the session decodes them, and marks the session *accessed*. A
+//! request that never touches the session does no decoding and sends nothing.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::codec::Codec;
+use crate::config::{SaveMode, SessionConfig, TouchPolicy};
+use crate::cookie_header;
+use crate::error::{DecodeError, SessionError};
+use crate::key::KeyAge;
+use crate::stamp::{Deadline, SessionId, Stamp};
+
+/// A session's data: a JSON object.
+pub type SessionMap = Map<String, Value>;
+
+/// A validated [`SessionConfig`], ready to load sessions. Cheap to clone and shareable
+/// across threads: build it once at start-up.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SessionConfig,
+    codec: Codec,
+}
+
+impl Sessions {
+    pub(crate) fn new(config: SessionConfig) -> Self {
+        let codec = config.codec();
+        Self {
+            inner: Arc::new(Inner { config, codec }),
+        }
+    }
+
+    /// Prepares the session of a request from its `Cookie` header value(s), at time `now`.
+    ///
+    /// Pass every `Cookie` header of the request. When several cookies carry the session's
+    /// name (a browser sends one per matching path and domain), they are tried in order and
+    /// **the first that verifies wins**; at most 8 are tried. Nothing is decoded until the
+    /// session is first accessed.
+    pub fn load<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        now: OffsetDateTime,
+    ) -> Session {
+        Session {
+            sessions: self.clone(),
+            now,
+            candidates: cookie_header::find(cookie_headers, &self.inner.config.name),
+            state: None,
+        }
+    }
+
+    /// Like [`load`](Self::load), and if the configuration enables a token source
+    /// ([`SessionConfig::with_token_source`]), `token` (taken by an adapter from a form
+    /// field or query parameter) is tried after the cookies. With the token source off
+    /// (the default), `token` is ignored.
+    pub fn load_with_token<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Session {
+        let mut session = self.load(cookie_headers, now);
+        if let Some(token) = token.filter(|_| self.inner.config.token_source)
+            && session.candidates.len() < cookie_header::MAX_CANDIDATES
+        {
+            session.candidates.push(token.to_owned());
+        }
+        session
+    }
+
+    /// The cookie name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The codec that encodes and decodes this session's cookie values.
+    #[must_use]
+    pub fn codec(&self) -> &Codec {
+        &self.inner.codec
+    }
+
+    /// The configuration this was built from.
+    #[must_use]
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// What loading found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadOutcome {
+    /// No cookie of this name: a new, empty session.
+    New,
+    /// An authentic, current session.
+    Loaded,
+    /// An authentic session under an older key of the ring; it is re-issued under the
+    /// current key unless that is turned off.
+    LoadedOlderKey,
+    /// An authentic session past a deadline: a new session; the cookie is removed.
+    Expired(Deadline),
+    /// An authentic session that the revocation check rejected: a new session; the cookie
+    /// is removed.
+    Revoked,
+    /// The cookie was rejected (tampered, foreign, wrong key, malformed): a new session;
+    /// the cookie is removed. [`Session::rejection`] says why.
+    Invalid,
+}
+
+/// The session of one request.
+///
+/// Every method takes `&mut self` because the first call decodes the cookie and records
+/// that the session was accessed (which makes the response carry `Vary: Cookie`).
+pub struct Session {
+    sessions: Sessions,
+    now: OffsetDateTime,
+    candidates: Vec<String>,
+    state: Option<State>,
+}
+
+/// The session once decoded.
+struct State {
+    outcome: LoadOutcome,
+    rejection: Option<DecodeError>,
+    /// The authentic session's id and deadlines; `None` for a new session until it is
+    /// first written (or regenerated).
+    stamp: Option<Stamp>,
+    data: SessionMap,
+    /// The data as loaded, kept from the first mutable access on, to tell a real change
+    /// from a write of an equal value.
+    original: Option<SessionMap>,
+    /// Explicit save mode: the state committed by the last `save()`.
+    committed: Option<SessionMap>,
+    /// `regenerate()` was called: re-issue whatever else happens.
+    regenerated: bool,
+}
+
+impl Session {
+    fn state(&mut self) -> &mut State {
+        let Self {
+            sessions,
+            now,
+            candidates,
+            state,
+        } = self;
+        state.get_or_insert_with(|| decode(sessions, candidates, *now))
+    }
+
+    /// Like [`state`](Self::state), for a method about to change the data: keeps the
+    /// loaded data first so that `finish` can compare.
+    fn state_for_change(&mut self) -> &mut State {
+        let state = self.state();
+        if state.original.is_none() {
+            state.original = Some(state.data.clone());
+        }
+        state
+    }
+
+    /// What loading found.
+    pub fn outcome(&mut self) -> LoadOutcome {
+        self.state().outcome
+    }
+
+    /// Why the cookie was rejected, when [`outcome`](Self::outcome) is not `Loaded`. The
+    /// first rejection is kept; this is for logs, never for the client.
+    pub fn rejection(&mut self) -> Option<&DecodeError> {
+        self.state().rejection.as_ref()
+    }
+
+    /// The session id: `None` for a new session until [`finish`](Self::finish) issues it
+    /// (or [`regenerate`](Self::regenerate) assigns one).
+    pub fn id(&mut self) -> Option<SessionId> {
+        self.state().stamp.map(|s| s.id())
+    }
+
+    /// The session's stamp (id and deadlines), if it has one; see [`id`](Self::id).
+    pub fn stamp(&mut self) -> Option<Stamp> {
+        self.state().stamp
+    }
+
+    /// The value under `key` as `T`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] if the stored JSON does not deserialize as `T`.
+    pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, SessionError> {
+        self.state()
+            .data
+            .get(key)
+            .map(|v| T::deserialize(v).map_err(|source| value_error(key, source)))
+            .transpose()
+    }
+
+    /// Stores `value` under `key`. Writing a value equal to the stored one is not a change.
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] if `value` cannot be represented as JSON (e.g. a map with
+    /// non-string keys); the session is unchanged then.
+    pub fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|source| value_error(key, source))?;
+        self.state_for_change().data.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.state_for_change().data.remove(key)
+    }
+
+    /// Removes every key. The session stays (its id is kept); an empty session is not
+    /// stored, so the response removes the cookie. See also [`delete`](Self::delete).
+    pub fn clear(&mut self) {
+        self.state_for_change().data.clear();
+    }
+
+    /// Whether `key` is present (counts as an access).
+    pub fn contains_key(&mut self, key: &str) -> bool {
+        self.state().data.contains_key(key)
+    }
+
+    /// The number of keys (counts as an access).
+    pub fn len(&mut self) -> usize {
+        self.state().data.len()
+    }
+
+    /// Whether the session has no keys (counts as an access).
+    pub fn is_empty(&mut self) -> bool {
+        self.state().data.is_empty()
+    }
+
+    /// The keys, in order (counts as an access).
+    pub fn keys(&mut self) -> impl Iterator<Item = &str> {
+        self.state().data.keys().map(String::as_str)
+    }
+
+    /// The JSON value under `key`, to change in place. Whether it really changed is decided
+    /// at `finish` by comparison, so taking it without changing it is not a change.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.state_for_change().data.get_mut(key)
+    }
+
+    /// Changes the value under `key` in place as a `T`; returns `false` (and does nothing)
+    /// if there is no such key.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
+    /// # let mut session = sessions.load([], cookie_session::time::OffsetDateTime::now_utc());
+    /// session.insert("cart", &vec!["apple"])?;
+    /// session.update("cart", |cart: &mut Vec<String>| cart.push("pear".into()))?;
+    /// assert_eq!(session.get::<Vec<String>>("cart")?.unwrap(), ["apple", "pear"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Value`] if the stored value does not deserialize as `T` or the
+    /// changed one does not serialize; the session is unchanged then.
+    pub fn update<T: Serialize + DeserializeOwned>(
+        &mut self,
+        key: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<bool, SessionError> {
+        let Some(mut value) = self.get::<T>(key)? else {
+            return Ok(false);
+        };
+        change(&mut value);
+        self.insert(key, &value)?;
+        Ok(true)
+    }
+
+    /// Explicit save mode: commits the current data; only committed data is sent. In
+    /// automatic mode it has no effect (everything is sent anyway).
+    pub fn save(&mut self) {
+        let state = self.state();
+        state.committed = Some(state.data.clone());
+    }
+
+    /// Ends the session: the data is emptied, the identity dropped, and the response
+    /// removes the cookie (if the request had one). Data written afterwards starts a new
+    /// session with a new id.
+    pub fn delete(&mut self) {
+        let state = self.state_for_change();
+        state.data.clear();
+        state.original = Some(SessionMap::new());
+        state.committed = None;
+        state.stamp = None;
+        state.regenerated = false;
+    }
+
+    /// Gives the session a new identity, keeping its data: a fresh random id, and the
+    /// issue time and absolute deadline restart now. Call it at login and on privilege
+    /// changes so that an id an attacker planted or saw beforehand is worthless (session
+    /// fixation). The response re-issues the cookie.
+    ///
+    /// # Errors
+    /// [`SessionError::Encode`] with [`EncodeError::InvalidTime`](crate::EncodeError::InvalidTime)
+    /// if `now` cannot be represented.
+    pub fn regenerate(&mut self) -> Result<(), SessionError> {
+        let config = &self.sessions.inner.config;
+        let stamp = Stamp::new(self.now, config.idle, config.lifetime)?;
+        let state = self.state();
+        state.stamp = Some(stamp);
+        state.regenerated = true;
+        Ok(())
+    }
+
+    /// Decides what the response sends: nothing, a new cookie, or a removal, and which
+    /// caching headers go with it. `now` is the time of the response.
+    ///
+    /// # Errors
+    /// [`SessionError::Encode`] if the session cannot be encoded (e.g. over the size
+    /// limit). No header text exists then; the browser keeps its previous cookie, so the
+    /// previous session stays in effect.
+    pub fn finish(self, now: OffsetDateTime) -> Result<Decision, SessionError> {
+        let Some(state) = self.state else {
+            // Never accessed: nothing was decoded, nothing is sent, nothing varies.
+            return Ok(Decision::untouched());
+        };
+        let inner = &self.sessions.inner;
+        let config = &inner.config;
+        let loaded = state.original.as_ref().unwrap_or(&state.data);
+        let persist = match (config.save, &state.committed) {
+            (SaveMode::Automatic, _) => &state.data,
+            (SaveMode::Explicit, Some(committed)) => committed,
+            (SaveMode::Explicit, None) => loaded,
+        };
+
+        let action = if persist.is_empty() {
+            // Empty sessions are never stored; an existing cookie is removed.
+            if self.candidates.is_empty() {
+                CookieAction::Keep
+            } else {
+                CookieAction::Remove(cookie_header::removal(config))
+            }
+        } else {
+            let stamp = match state.stamp {
+                // A new session (none came in, or it was expired, revoked or invalid).
+                None => Some(Stamp::new(now, config.idle, config.lifetime)?),
+                Some(stamp) if state.regenerated => Some(stamp),
+                Some(stamp) => {
+                    let changed = persist != loaded;
+                    let rotate =
+                        state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys;
+                    (changed || rotate || touch_due(config.touch, &stamp, config.idle, now))
+                        .then(|| stamp.renewed(now, config.idle))
+                        .transpose()?
+                }
+            };
+            match stamp {
+                None => CookieAction::Keep,
+                Some(stamp) => {
+                    let value = inner.codec.encode(&config.name, persist, &stamp)?;
+                    CookieAction::Set(cookie_header::set(
+                        config,
+                        &value,
+                        stamp.idle_deadline(),
+                        now,
+                    ))
+                }
+            }
+        };
+        Ok(Decision::accessed(action))
+    }
+}
+
+/// Whether a read-only request re-issues under this policy.
+fn touch_due(
+    touch: TouchPolicy,
+    stamp: &Stamp,
+    idle: std::time::Duration,
+    now: OffsetDateTime,
+) -> bool {
+    match touch {
+        TouchPolicy::Always => true,
+        TouchPolicy::OnChange => false,
+        TouchPolicy::Renew { after_percent } => {
+            let elapsed = (now - stamp.issued_at()).whole_seconds();
+            // More than `after_percent`% of the idle timeout has passed (integer arithmetic:
+            // the boundary second itself does not renew).
+            let threshold = u128::from(idle.as_secs()) * u128::from(after_percent);
+            u128::try_from(elapsed).is_ok_and(|e| e * 100 > threshold)
+        }
+    }
+}
+
+/// Tries the candidates in order; the first authentic, unexpired, unrevoked one wins.
+fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> State {
+    let inner = &sessions.inner;
+    let mut outcome = LoadOutcome::New;
+    let mut rejection = None;
+    for value in candidates {
+        match inner
+            .codec
+            .decode::<SessionMap>(&inner.config.name, value, now)
+        {
+            Ok(opened) => {
+                let revoked = inner
+                    .config
+                    .revocation
+                    .as_ref()
+                    .is_some_and(|check| check(opened.stamp.id(), opened.stamp.issued_at()));
+                if revoked {
+                    outcome = LoadOutcome::Revoked;
+                    continue;
+                }
+                return State {
+                    outcome: match opened.key_age {
+                        KeyAge::Older => LoadOutcome::LoadedOlderKey,
+                        _ => LoadOutcome::Loaded,
+                    },
+                    rejection,
+                    stamp: Some(opened.stamp),
+                    data: opened.value,
+                    original: None,
+                    committed: None,
+                    regenerated: false,
+                };
+            }
+            Err(error) => {
+                // Report the most telling failure: an authentic-but-expired or revoked
+                // cookie over a rejected one.
+                match (&error, outcome) {
+                    (DecodeError::Expired(deadline), LoadOutcome::New | LoadOutcome::Invalid) => {
+                        outcome = LoadOutcome::Expired(*deadline);
+                    }
+                    (_, LoadOutcome::New) => outcome = LoadOutcome::Invalid,
+                    _ => {}
+                }
+                rejection.get_or_insert(error);
+            }
+        }
+    }
+    State {
+        outcome,
+        rejection,
+        stamp: None,
+        data: SessionMap::new(),
+        original: None,
+        committed: None,
+        regenerated: false,
+    }
+}
+
+fn value_error(key: &str, source: serde_json::Error) -> SessionError {
+    SessionError::Value {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither the cookie values nor the data: both may be sensitive.
+        f.debug_struct("Session")
+            .field("name", &self.sessions.name())
+            .field("candidates", &self.candidates.len())
+            .field("accessed", &self.state.is_some())
+            .field("outcome", &self.state.as_ref().map(|s| s.outcome))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with the session cookie on the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CookieAction {
+    /// Send no `Set-Cookie`.
+    Keep,
+    /// Send this `Set-Cookie` header value, which stores the session.
+    Set(String),
+    /// Send this `Set-Cookie` header value, which deletes the cookie.
+    Remove(String),
+}
+
+/// The end-of-request decision: the cookie action and the caching headers that must go
+/// with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Decision {
+    /// What to do with the cookie.
+    pub cookie: CookieAction,
+    /// The response depends on the `Cookie` header (the session was accessed, or a cookie
+    /// is sent): add `Vary: Cookie`, or a shared cache may serve one visitor's page to
+    /// another.
+    pub vary_cookie: bool,
+    /// The response carries the session cookie: it must not be stored by shared caches
+    /// (`Cache-Control: private` or stronger), or the cookie itself is served to others
+    /// (Flask's CVE-2023-30861).
+    pub cache_private: bool,
+}
+
+impl Decision {
+    fn untouched() -> Self {
+        Self {
+            cookie: CookieAction::Keep,
+            vary_cookie: false,
+            cache_private: false,
+        }
+    }
+
+    fn accessed(cookie: CookieAction) -> Self {
+        let sends = cookie != CookieAction::Keep;
+        Self {
+            cookie,
+            vary_cookie: true,
+            cache_private: sends,
+        }
+    }
+
+    /// The `Set-Cookie` header value to send, if any.
+    #[must_use]
+    pub fn set_cookie(&self) -> Option<&str> {
+        match &self.cookie {
+            CookieAction::Keep => None,
+            CookieAction::Set(v) | CookieAction::Remove(v) => Some(v),
+        }
+    }
+
+    /// Every header the response needs, as `(name, value)` pairs with lowercase names:
+    /// `set-cookie`, `vary: Cookie`, and `cache-control: private`. An adapter that adds
+    /// these cannot forget one. (If the application sets its own `Cache-Control`, keep
+    /// whichever is stricter: `no-store` is stricter than `private`.)
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let set_cookie = self.set_cookie().map(|v| ("set-cookie", v));
+        let vary = self.vary_cookie.then_some(("vary", "Cookie"));
+        let cache = self.cache_private.then_some(("cache-control", "private"));
+        set_cookie.into_iter().chain(vary).chain(cache)
+    }
+}

@@ -1,0 +1,221 @@
+//! The session as a map: typed access, every mutator, and what counts as an access.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use cookie_session::{Mode, Session, SessionError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+#[test]
+fn typed_values_round_trip_across_requests() {
+    let sessions = sessions(Mode::Encrypted);
+    let mut browser = Browser::default();
+    browser.request(&sessions, T0, |s| {
+        s.insert(
+            "user",
+            &User {
+                id: 7,
+                name: "Ada".into(),
+            },
+        )
+        .unwrap();
+        s.insert("visits", &3u32).unwrap();
+        s.insert("str", "text").unwrap();
+    });
+    browser.request(&sessions, T0 + 1, |s| {
+        assert_eq!(
+            s.get::<User>("user").unwrap().unwrap(),
+            User {
+                id: 7,
+                name: "Ada".into()
+            }
+        );
+        assert_eq!(s.get::<u32>("visits").unwrap(), Some(3));
+        assert_eq!(s.get::<String>("str").unwrap().as_deref(), Some("text"));
+        assert_eq!(s.get::<u32>("absent").unwrap(), None);
+        assert!(s.contains_key("user") && !s.contains_key("absent"));
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.keys().collect::<Vec<_>>(), ["str", "user", "visits"]);
+    });
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_a_typed_error_naming_the_key() {
+    let sessions = sessions(Mode::Signed);
+    let mut session = sessions.load([], at(T0));
+    session.insert("visits", "three").unwrap();
+    match session.get::<u32>("visits") {
+        Err(SessionError::Value { key, source }) => {
+            assert_eq!(key, "visits");
+            assert!(source.to_string().contains("invalid type"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(session.update("visits", |n: &mut u32| *n += 1).is_err());
+    assert_eq!(
+        session.get::<String>("visits").unwrap().as_deref(),
+        Some("three"),
+        "unchanged"
+    );
+}
+
+#[test]
+fn values_that_are_not_json_are_refused_and_change_nothing() {
+    let sessions = sessions(Mode::Signed);
+    let mut browser = Browser::default();
+    let d = browser.request(&sessions, T0, |s| {
+        let mut bad = BTreeMap::new();
+        bad.insert((1, 2), "tuple keys are not JSON object keys");
+        assert!(matches!(
+            s.insert("bad", &bad),
+            Err(SessionError::Value { .. })
+        ));
+        assert!(s.is_empty());
+    });
+    assert!(is_keep(&d));
+}
+
+#[test]
+fn update_reports_a_missing_key() {
+    let sessions = sessions(Mode::Signed);
+    let mut session = sessions.load([], at(T0));
+    assert!(!session.update("missing", |n: &mut u32| *n += 1).unwrap());
+    assert!(session.is_empty());
+}
+
+type Mutator = fn(&mut Session);
+
+/// Every mutator, applied to a session holding `small()`, changes what is stored.
+#[test]
+fn every_mutator_is_detected_as_a_change() {
+    let mutators: [(&str, Mutator); 8] = [
+        ("insert new key", |s| s.insert("new", &1).unwrap()),
+        ("insert other value", |s| s.insert("user_id", &2).unwrap()),
+        ("remove", |s| {
+            let _ = s.remove("csrf");
+        }),
+        ("clear", Session::clear),
+        ("get_mut nested", |s| {
+            s.get_mut("roles").unwrap()[0] = json!("root")
+        }),
+        ("get_mut replace", |s| {
+            *s.get_mut("user_id").unwrap() = Value::Null
+        }),
+        ("update", |s| {
+            assert!(s.update("user_id", |n: &mut u64| *n += 1).unwrap())
+        }),
+        ("delete", Session::delete),
+    ];
+    for mode in MODES {
+        let sessions = sessions(mode);
+        for (name, mutate) in mutators {
+            let mut browser = Browser::with_session(&sessions, T0, &small());
+            let before = browser.cookie.clone();
+            let d = browser.request(&sessions, T0 + 5, mutate);
+            assert!(!is_keep(&d), "{mode} {name}: no Set-Cookie");
+            assert_ne!(browser.cookie, before, "{mode} {name}");
+        }
+    }
+}
+
+type Reader = fn(&mut Session);
+
+#[test]
+fn every_read_counts_as_an_access() {
+    let readers: [(&str, Reader); 8] = [
+        ("get", |s| {
+            let _ = s.get::<u64>("user_id").unwrap();
+        }),
+        ("contains_key", |s| {
+            let _ = s.contains_key("x");
+        }),
+        ("len", |s| {
+            let _ = s.len();
+        }),
+        ("is_empty", |s| {
+            let _ = s.is_empty();
+        }),
+        ("keys", |s| {
+            let _ = s.keys().count();
+        }),
+        ("outcome", |s| {
+            let _ = s.outcome();
+        }),
+        ("id", |s| {
+            let _ = s.id();
+        }),
+        ("stamp", |s| {
+            let _ = s.stamp();
+        }),
+    ];
+    let sessions = sessions(Mode::Signed);
+    for (name, read) in readers {
+        let mut browser = Browser::with_session(&sessions, T0, &small());
+        let d = browser.request(&sessions, T0 + 5, read);
+        assert!(is_keep(&d), "{name}");
+        assert!(d.vary_cookie, "{name} must count as an access");
+        assert!(!d.cache_private, "{name}");
+    }
+}
+
+#[test]
+fn decision_headers_carry_vary_and_cache_advice_only_when_needed() {
+    let sessions = sessions(Mode::Signed);
+    let mut browser = Browser::default();
+    let untouched = browser.request(&sessions, T0, |_| {});
+    assert_eq!(untouched.headers().count(), 0);
+
+    let write = browser.request(&sessions, T0, |s| s.insert("a", &1).unwrap());
+    let headers: Vec<_> = write.headers().collect();
+    assert_eq!(headers.len(), 3);
+    assert_eq!(headers[0].0, "set-cookie");
+    assert!(headers[0].1.starts_with("sid="));
+    assert_eq!(headers[1], ("vary", "Cookie"));
+    assert_eq!(headers[2], ("cache-control", "private"));
+
+    let read = browser.request(&sessions, T0 + 1, |s| {
+        let _ = s.len();
+    });
+    assert_eq!(read.headers().collect::<Vec<_>>(), [("vary", "Cookie")]);
+
+    let remove = browser.request(&sessions, T0 + 2, Session::delete);
+    let names: Vec<_> = remove.headers().map(|(n, _)| n).collect();
+    assert_eq!(names, ["set-cookie", "vary", "cache-control"]);
+}
+
+#[test]
+fn debug_shows_neither_data_nor_cookie_values() {
+    let sessions = sessions(Mode::Signed);
+    let browser = Browser::with_session(&sessions, T0, &small());
+    let cookie = browser.cookie.clone().unwrap();
+    let mut session = sessions.load([cookie.as_str()], at(T0));
+    assert_eq!(session.len(), 3);
+    let shown = format!("{session:?} {sessions:?}");
+    assert!(!shown.contains("q3Vb9XkL2m"), "{shown}");
+    assert!(
+        !shown.contains(cookie.split('=').nth(1).unwrap()),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_session_too_large_to_store_is_an_error_at_finish_with_no_header() {
+    let sessions = sessions(Mode::Encrypted);
+    let mut session = sessions.load([], at(T0));
+    session.insert("blob", &"x".repeat(5000)).unwrap();
+    match session.finish(at(T0)) {
+        Err(SessionError::Encode(cookie_session::EncodeError::TooLarge { size, limit: 4096 })) => {
+            assert!(size > 4096)
+        }
+        other => panic!("{other:?}"),
+    }
+}

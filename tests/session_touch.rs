@@ -1,0 +1,348 @@
+//! When a response sends `Set-Cookie`, under each touch policy, asserting absence as
+//! carefully as presence.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use cookie_session::{Decision, LoadOutcome, Mode, Session, Sessions, TouchPolicy};
+use serde_json::json;
+
+const IDLE_S: i64 = IDLE.as_secs() as i64;
+
+fn with_policy(policy: TouchPolicy) -> Sessions {
+    config(Mode::Encrypted)
+        .with_touch_policy(policy)
+        .build()
+        .unwrap()
+}
+
+fn read_user(s: &mut Session) {
+    assert_eq!(s.get::<u64>("user_id").unwrap(), Some(1234567));
+}
+
+#[test]
+fn a_read_only_request_sends_nothing_under_on_change() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let before = browser.cookie.clone();
+    let d = browser.request(&sessions, T0 + 60, read_user);
+    assert!(is_keep(&d));
+    assert!(d.vary_cookie, "the response still depends on the cookie");
+    assert!(!d.cache_private);
+    assert_eq!(browser.cookie, before);
+}
+
+#[test]
+fn a_read_only_request_re_issues_under_always() {
+    let sessions = with_policy(TouchPolicy::Always);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 60, read_user);
+    assert!(is_set(&d));
+    // The idle deadline slid: still valid IDLE after the read, not after the first issue.
+    let d = browser.request(&sessions, T0 + 60 + IDLE_S - 1, read_user);
+    assert!(is_set(&d));
+}
+
+#[test]
+fn a_write_sends_the_new_cookie_under_every_policy() {
+    for policy in [
+        TouchPolicy::Always,
+        TouchPolicy::OnChange,
+        TouchPolicy::SLIDING,
+    ] {
+        let sessions = with_policy(policy);
+        let mut browser = Browser::with_session(&sessions, T0, &small());
+        let d = browser.request(&sessions, T0 + 10, |s| s.insert("theme", "dark").unwrap());
+        assert!(is_set(&d), "{policy:?}");
+        assert!(d.vary_cookie && d.cache_private);
+        browser.request(&sessions, T0 + 20, |s| {
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+        });
+    }
+}
+
+#[test]
+fn writing_an_equal_value_is_not_a_change() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 10, |s| {
+        s.insert("user_id", &1234567).unwrap();
+        s.insert("roles", &["user"]).unwrap();
+        s.remove("missing");
+        let _ = s.get_mut("csrf"); // taken, not changed
+    });
+    assert!(is_keep(&d));
+}
+
+#[test]
+fn a_change_then_undo_within_one_request_is_not_a_change() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 10, |s| {
+        s.insert("tmp", &1).unwrap();
+        s.remove("tmp");
+    });
+    assert!(is_keep(&d));
+}
+
+#[test]
+fn a_nested_in_place_change_is_a_change() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 10, |s| {
+        s.get_mut("roles")
+            .unwrap()
+            .as_array_mut()
+            .unwrap()
+            .push(json!("admin"));
+    });
+    assert!(is_set(&d));
+    let d = browser.request(&sessions, T0 + 20, |s| {
+        assert!(
+            s.update("roles", |roles: &mut Vec<String>| roles
+                .retain(|r| r != "admin"))
+                .unwrap()
+        );
+    });
+    assert!(is_set(&d));
+    browser.request(&sessions, T0 + 30, |s| {
+        assert_eq!(s.get::<Vec<String>>("roles").unwrap().unwrap(), ["user"]);
+    });
+}
+
+#[test]
+fn renewal_happens_just_after_the_threshold_and_not_before() {
+    let sessions = with_policy(TouchPolicy::SLIDING);
+    let half = IDLE_S / 2;
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    // At exactly half the idle window: not "more than half" yet.
+    assert!(is_keep(&browser.request(&sessions, T0 + half, read_user)));
+    let first_absolute = stamp_of(&sessions, &browser, T0 + half).absolute_deadline();
+
+    let d = browser.request(&sessions, T0 + half + 1, read_user);
+    assert!(is_set(&d), "one Set-Cookie after the threshold");
+    let renewed = stamp_of(&sessions, &browser, T0 + half + 1);
+    assert_eq!(
+        renewed.idle_deadline(),
+        at(T0 + half + 1 + IDLE_S),
+        "idle deadline refreshed"
+    );
+    assert_eq!(
+        renewed.absolute_deadline(),
+        first_absolute,
+        "absolute deadline unchanged"
+    );
+
+    // Right after the renewal, reads send nothing again.
+    assert!(is_keep(&browser.request(
+        &sessions,
+        T0 + half + 2,
+        read_user
+    )));
+    assert!(is_keep(&browser.request(
+        &sessions,
+        T0 + 2 * half + 1,
+        read_user
+    )));
+    // An active reader outlives the original idle deadline.
+    assert!(is_set(&browser.request(
+        &sessions,
+        T0 + 2 * half + 2,
+        read_user
+    )));
+    assert!(is_keep(&browser.request(
+        &sessions,
+        T0 + IDLE_S + 5,
+        read_user
+    )));
+}
+
+fn stamp_of(sessions: &Sessions, browser: &Browser, now: i64) -> cookie_session::Stamp {
+    let headers: Vec<&str> = browser.cookie.iter().map(String::as_str).collect();
+    sessions.load(headers, at(now)).stamp().unwrap()
+}
+
+#[test]
+fn an_expired_session_is_removed_unless_the_request_writes_a_new_one() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + IDLE_S, |s| {
+        assert_eq!(
+            s.outcome(),
+            LoadOutcome::Expired(cookie_session::Deadline::Idle)
+        );
+        assert!(s.is_empty());
+    });
+    assert!(is_remove(&d));
+    assert!(d.vary_cookie && d.cache_private);
+
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let old_id = stamp_of(&sessions, &browser, T0).id();
+    let d = browser.request(&sessions, T0 + IDLE_S + 5, |s| {
+        s.insert("user_id", &7).unwrap()
+    });
+    assert!(is_set(&d));
+    let new = stamp_of(&sessions, &browser, T0 + IDLE_S + 5);
+    assert_ne!(new.id(), old_id, "a new session, not a revived one");
+}
+
+#[test]
+fn an_invalid_cookie_is_removed_when_the_session_is_accessed() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser {
+        cookie: Some("sid=AAAAtampered".into()),
+    };
+    let d = browser.request(&sessions, T0, |s| {
+        assert_eq!(s.outcome(), LoadOutcome::Invalid);
+        assert!(s.rejection().is_some());
+        assert_eq!(s.get::<u64>("user_id").unwrap(), None);
+    });
+    assert!(is_remove(&d));
+    assert_eq!(browser.cookie, None);
+}
+
+#[test]
+fn a_never_touched_session_sends_nothing_and_does_not_vary() {
+    let sessions = with_policy(TouchPolicy::Always);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 10, |_| {});
+    assert_eq!(d, untouched());
+    // Not even an invalid cookie is looked at (no decoding work at all).
+    let mut junk = Browser {
+        cookie: Some("sid=junk".into()),
+    };
+    assert_eq!(junk.request(&sessions, T0, |_| {}), untouched());
+}
+
+fn untouched() -> Decision {
+    let sessions = sessions(Mode::Signed);
+    sessions.load([], at(T0)).finish(at(T0)).unwrap()
+}
+
+#[test]
+fn a_new_session_that_nobody_wrote_to_sends_nothing() {
+    for policy in [
+        TouchPolicy::Always,
+        TouchPolicy::OnChange,
+        TouchPolicy::SLIDING,
+    ] {
+        let sessions = with_policy(policy);
+        let mut browser = Browser::default();
+        let d = browser.request(&sessions, T0, |s| {
+            assert_eq!(s.outcome(), LoadOutcome::New);
+            assert_eq!(s.get::<u64>("user_id").unwrap(), None);
+            assert_eq!(s.id(), None);
+        });
+        assert!(is_keep(&d), "{policy:?}");
+        assert!(d.vary_cookie);
+        assert!(!d.cache_private);
+    }
+}
+
+#[test]
+fn delete_removes_a_loaded_session_and_does_nothing_for_an_absent_one() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let d = browser.request(&sessions, T0 + 10, Session::delete);
+    assert!(is_remove(&d));
+    assert_eq!(browser.cookie, None);
+
+    let mut nobody = Browser::default();
+    let d = nobody.request(&sessions, T0, Session::delete);
+    assert!(is_keep(&d));
+}
+
+#[test]
+fn clearing_a_session_removes_its_cookie() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    assert!(is_remove(&browser.request(
+        &sessions,
+        T0 + 10,
+        Session::clear
+    )));
+}
+
+#[test]
+fn data_written_after_delete_starts_a_new_session() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let old = stamp_of(&sessions, &browser, T0).id();
+    let d = browser.request(&sessions, T0 + 10, |s| {
+        s.delete();
+        s.insert("flash", "logged out").unwrap();
+    });
+    assert!(is_set(&d));
+    browser.request(&sessions, T0 + 20, |s| {
+        assert_eq!(s.len(), 1);
+        assert_ne!(s.id().unwrap(), old);
+    });
+}
+
+#[test]
+fn regenerate_issues_a_new_identity_with_the_same_data() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let old = stamp_of(&sessions, &browser, T0);
+    let d = browser.request(&sessions, T0 + 600, |s| s.regenerate().unwrap());
+    assert!(is_set(&d));
+    let new = stamp_of(&sessions, &browser, T0 + 600);
+    assert_ne!(new.id(), old.id());
+    assert_eq!(new.issued_at(), at(T0 + 600));
+    assert_eq!(
+        new.absolute_deadline(),
+        at(T0 + 600 + LIFETIME.as_secs() as i64),
+        "restarts"
+    );
+    browser.request(&sessions, T0 + 601, |s| assert_eq!(s.len(), small().len()));
+}
+
+#[test]
+fn an_older_key_is_re_issued_under_the_current_key_unless_turned_off() {
+    let old_sessions = with_policy(TouchPolicy::OnChange);
+    let browser = Browser::with_session(&old_sessions, T0, &small());
+    let rotated_ring = cookie_session::KeyRing::new(key(2))
+        .with_older(key(1))
+        .unwrap();
+    for reissue in [true, false] {
+        let rotated = cookie_session::SessionConfig::new(Mode::Encrypted, rotated_ring.clone())
+            .with_name("sid")
+            .with_reissue_older_keys(reissue)
+            .build()
+            .unwrap();
+        let mut b = browser.clone();
+        let d = b.request(&rotated, T0 + 10, |s| {
+            assert_eq!(s.outcome(), LoadOutcome::LoadedOlderKey);
+            read_user(s);
+        });
+        assert_eq!(is_set(&d), reissue);
+        if reissue {
+            b.request(&rotated, T0 + 20, |s| {
+                assert_eq!(s.outcome(), LoadOutcome::Loaded)
+            });
+        }
+    }
+}
+
+#[test]
+fn a_revoked_session_loads_as_new_and_its_cookie_is_removed() {
+    let revoked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let list = revoked.clone();
+    let sessions = config(Mode::Signed)
+        .with_revocation(move |id, _issued_at| list.lock().unwrap().contains(&id))
+        .build()
+        .unwrap();
+    let browser = Browser::with_session(&sessions, T0, &small());
+    let replay = browser.clone();
+    let id = stamp_of(&sessions, &browser, T0).id();
+
+    // Logout: revoke the id, and the replayed pre-logout cookie no longer works.
+    revoked.lock().unwrap().push(id);
+    let mut attacker = replay;
+    let d = attacker.request(&sessions, T0 + 60, |s| {
+        assert_eq!(s.outcome(), LoadOutcome::Revoked);
+        assert!(s.is_empty());
+    });
+    assert!(is_remove(&d));
+}
