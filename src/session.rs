@@ -373,6 +373,11 @@ impl Session {
             };
             match stamp {
                 None => CookieAction::Keep,
+                // The request outlived the session (loaded before its absolute deadline,
+                // finished after it): there is nothing valid left to store.
+                Some(stamp) if stamp.remaining(now).is_zero() => {
+                    CookieAction::Remove(cookie_header::removal(config))
+                }
                 Some(stamp) => {
                     let value = inner.codec.encode(&config.name, persist, &stamp)?;
                     CookieAction::Set(cookie_header::set(

@@ -346,3 +346,22 @@ fn a_revoked_session_loads_as_new_and_its_cookie_is_removed() {
     });
     assert!(is_remove(&d));
 }
+
+#[test]
+fn a_request_that_outlives_the_absolute_deadline_removes_the_session() {
+    let sessions = with_policy(TouchPolicy::OnChange);
+    let browser = Browser::with_session(&sessions, T0, &small());
+    let end = T0 + LIFETIME.as_secs() as i64;
+    // Keep the session alive until just before its end, then a slow request crosses it.
+    let mut late = browser.clone();
+    let mut t = T0;
+    while t + IDLE_S / 2 < end - 1 {
+        t += IDLE_S / 2;
+        late.request(&sessions, t, |s| s.insert("t", &t).unwrap());
+    }
+    let cookie = late.cookie.clone().unwrap();
+    let mut session = sessions.load([cookie.as_str()], at(end - 1));
+    session.insert("user_id", &99).unwrap();
+    let decision = session.finish(at(end + 1)).unwrap();
+    assert!(is_remove(&decision), "{decision:?}");
+}

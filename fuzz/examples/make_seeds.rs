@@ -1,0 +1,63 @@
+//! Writes the seed corpora: genuine cookies for the fixed key ring, the known-answer
+//! vectors' values, and headers around them. Run from `fuzz/`:
+//! `cargo run --example make_seeds`. The forgery originals are kept as they are once
+//! written (encrypted cookies have random nonces, and the target compares against them).
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use cookie_session::Stamp;
+use cookie_session_fuzz::{CODECS, NAME, now};
+use serde_json::json;
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new("corpus").join(target);
+    fs::create_dir_all(&dir).expect("corpus dir");
+    fs::write(dir.join(name), bytes).expect("seed file");
+}
+
+fn main() {
+    let stamp = Stamp::new(
+        now() - Duration::from_secs(100),
+        Duration::from_secs(1200),
+        Duration::from_secs(86_400),
+    )
+    .expect("valid times");
+    let data = json!({"user_id": 1234567, "csrf": "q3Vb9XkL2mWn7Rt5", "roles": ["user", "editor"], "n": 1.5});
+    for (codec, mode) in CODECS.iter().zip(["signed", "encrypted"]) {
+        let value = codec.encode(NAME, &data, &stamp).expect("encodes");
+        write("decode", mode, value.as_bytes());
+        write(
+            "cookie_header",
+            mode,
+            format!("theme=dark; {NAME}={value}; x=1").as_bytes(),
+        );
+        let forgery = Path::new("corpus/forgery").join(mode);
+        if fs::read_to_string(&forgery).map_or(true, |s| s.trim().is_empty()) {
+            write("forgery", mode, value.as_bytes());
+        }
+        let envelope =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &value)
+                .expect("b64");
+        write(
+            "forgery",
+            &format!("{mode}-envelope"),
+            &[&[0u8][..], &envelope].concat(),
+        );
+    }
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/vectors/v1.json")).expect("vectors");
+    for (i, v) in vectors["vectors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .enumerate()
+    {
+        write(
+            "decode",
+            &format!("vector-{i}"),
+            v["value"].as_str().expect("value").as_bytes(),
+        );
+    }
+}
