@@ -125,6 +125,11 @@ pub struct SessionConfig {
     pub(crate) max_size: usize,
     pub(crate) token_source: bool,
     pub(crate) revocation: Option<RevocationCheck>,
+    #[cfg(feature = "beaker")]
+    pub(crate) beaker: Option<(
+        Arc<crate::beaker::BeakerFormat>,
+        crate::beaker::BeakerMigration,
+    )>,
 }
 
 impl SessionConfig {
@@ -153,6 +158,8 @@ impl SessionConfig {
             max_size: DEFAULT_MAX_SIZE,
             token_source: false,
             revocation: None,
+            #[cfg(feature = "beaker")]
+            beaker: None,
         }
     }
 
@@ -292,6 +299,21 @@ impl SessionConfig {
         self
     }
 
+    /// Also reads Beaker / TurboGears cookies of this cookie name, and writes either
+    /// format (see [`BeakerMigration`](crate::beaker::BeakerMigration)). The application code does not change: Beaker's
+    /// internal keys (`_id`, `_creation_time`, ...) are kept out of the session map, and
+    /// preserved when a Beaker cookie is written back. A Beaker `_id` becomes the session id.
+    #[cfg(feature = "beaker")]
+    #[must_use]
+    pub fn with_beaker(
+        mut self,
+        format: crate::beaker::BeakerFormat,
+        migration: crate::beaker::BeakerMigration,
+    ) -> Self {
+        self.beaker = Some((Arc::new(format), migration));
+        self
+    }
+
     /// Validates the configuration.
     ///
     /// # Errors
@@ -386,6 +408,6 @@ impl fmt::Debug for SessionConfig {
             .field("max_size", &self.max_size)
             .field("token_source", &self.token_source)
             .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -39,6 +39,10 @@ pub enum KeyError {
     DuplicateKeyId(KeyId),
     /// A key ring needs at least one key.
     EmptyRing,
+    /// A Beaker key is empty.
+    Empty,
+    /// A Beaker encryption setup needs ASCII keys (Beaker encodes them as ASCII).
+    NotAscii,
 }
 
 impl fmt::Display for KeyError {
@@ -67,6 +71,11 @@ impl fmt::Display for KeyError {
                 "two keys in the key ring have the id {id}: remove the duplicate key (or, if the keys differ, replace one)"
             ),
             Self::EmptyRing => write!(f, "a key ring needs at least one key"),
+            Self::Empty => write!(f, "key is empty"),
+            Self::NotAscii => write!(
+                f,
+                "beaker encrypts only with ASCII keys; use the exact keys of the Beaker application"
+            ),
         }
     }
 }

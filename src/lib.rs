@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "beaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
+pub mod beaker;
 mod codec;
 mod config;
 mod cookie_header;
@@ -17,7 +20,7 @@ pub use error::{ConfigError, DecodeError, EncodeError, KeyError, SessionError};
 pub use format::{Inspection, Mode, inspect};
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
 pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};
-pub use stamp::{Deadline, SessionId, Stamp};
+pub use stamp::{Deadline, InvalidSessionId, SessionId, Stamp};
 
 // The README's examples use these crates through the public API; re-exporting `time`
 // lets users name `OffsetDateTime` without a version mismatch.

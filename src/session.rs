@@ -119,6 +119,8 @@ pub enum LoadOutcome {
     /// An authentic session under an older key of the ring; it is re-issued under the
     /// current key unless that is turned off.
     LoadedOlderKey,
+    /// An authentic Beaker / TurboGears session (the `beaker` feature).
+    LoadedBeaker,
     /// An authentic session past a deadline: a new session; the cookie is removed.
     Expired(Deadline),
     /// An authentic session that the revocation check rejected: a new session; the cookie
@@ -155,7 +157,14 @@ struct State {
     committed: Option<SessionMap>,
     /// `regenerate()` was called: re-issue whatever else happens.
     regenerated: bool,
+    /// Beaker's internal keys, for a session read from a Beaker cookie.
+    legacy: Legacy,
 }
+
+#[cfg(feature = "beaker")]
+type Legacy = Option<crate::beaker::BeakerCookie>;
+#[cfg(not(feature = "beaker"))]
+type Legacy = ();
 
 impl Session {
     fn state(&mut self) -> &mut State {
@@ -310,6 +319,7 @@ impl Session {
         state.committed = None;
         state.stamp = None;
         state.regenerated = false;
+        state.legacy = Legacy::default();
     }
 
     /// Gives the session a new identity, keeping its data: a fresh random id, and the
@@ -366,9 +376,13 @@ impl Session {
                     let changed = persist != loaded;
                     let rotate =
                         state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys;
-                    (changed || rotate || touch_due(config.touch, &stamp, config.idle, now))
-                        .then(|| stamp.renewed(now, config.idle))
-                        .transpose()?
+                    let reformat = format_changes(config, &state);
+                    (changed
+                        || rotate
+                        || reformat
+                        || touch_due(config.touch, &stamp, config.idle, now))
+                    .then(|| stamp.renewed(now, config.idle))
+                    .transpose()?
                 }
             };
             match stamp {
@@ -379,7 +393,7 @@ impl Session {
                     CookieAction::Remove(cookie_header::removal(config))
                 }
                 Some(stamp) => {
-                    let value = inner.codec.encode(&config.name, persist, &stamp)?;
+                    let value = encode(inner, &state, persist, &stamp, now)?;
                     CookieAction::Set(cookie_header::set(
                         config,
                         &value,
@@ -419,10 +433,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
     let mut outcome = LoadOutcome::New;
     let mut rejection = None;
     for value in candidates {
-        match inner
-            .codec
-            .decode::<SessionMap>(&inner.config.name, value, now)
-        {
+        match open(inner, value, now) {
             Ok(opened) => {
                 let revoked = inner
                     .config
@@ -434,16 +445,14 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                     continue;
                 }
                 return State {
-                    outcome: match opened.key_age {
-                        KeyAge::Older => LoadOutcome::LoadedOlderKey,
-                        _ => LoadOutcome::Loaded,
-                    },
+                    outcome: opened.outcome,
                     rejection,
                     stamp: Some(opened.stamp),
-                    data: opened.value,
+                    data: opened.data,
                     original: None,
                     committed: None,
                     regenerated: false,
+                    legacy: opened.legacy,
                 };
             }
             Err(error) => {
@@ -468,7 +477,102 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         original: None,
         committed: None,
         regenerated: false,
+        legacy: Legacy::default(),
     }
+}
+
+/// One authentic cookie, in whichever format it came.
+struct Opened {
+    outcome: LoadOutcome,
+    stamp: Stamp,
+    data: SessionMap,
+    legacy: Legacy,
+}
+
+/// Decodes one candidate value: the native format, then (with the `beaker` feature and a
+/// Beaker configuration) Beaker's, for values that are not native-format at all.
+fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, DecodeError> {
+    let native = inner
+        .codec
+        .decode::<SessionMap>(&inner.config.name, value, now);
+    #[cfg(feature = "beaker")]
+    if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some((format, _))) =
+        (&native, &inner.config.beaker)
+    {
+        let cookie = format.decode(value, now)?;
+        let id = cookie.id.parse().unwrap_or_else(|_| SessionId::generate());
+        let config = &inner.config;
+        let stamp = Stamp::legacy(
+            id,
+            cookie.creation_time,
+            cookie.accessed_time,
+            config.idle,
+            config.lifetime,
+        );
+        return Ok(Opened {
+            outcome: LoadOutcome::LoadedBeaker,
+            stamp,
+            data: cookie.data.clone(),
+            legacy: Some(cookie),
+        });
+    }
+    let opened = native?;
+    Ok(Opened {
+        outcome: match opened.key_age {
+            KeyAge::Older => LoadOutcome::LoadedOlderKey,
+            _ => LoadOutcome::Loaded,
+        },
+        stamp: opened.stamp,
+        data: opened.value,
+        legacy: Legacy::default(),
+    })
+}
+
+/// Whether the cookie must be re-issued because it is in the other format than the one
+/// this configuration writes.
+#[cfg(feature = "beaker")]
+fn format_changes(config: &SessionConfig, state: &State) -> bool {
+    let writes_beaker = beaker_writer(config).is_some();
+    let came_as_beaker = state.legacy.is_some();
+    state.stamp.is_some() && writes_beaker != came_as_beaker
+}
+
+#[cfg(not(feature = "beaker"))]
+fn format_changes(_: &SessionConfig, _: &State) -> bool {
+    false
+}
+
+/// The Beaker format to write, when the configuration keeps writing Beaker.
+#[cfg(feature = "beaker")]
+fn beaker_writer(config: &SessionConfig) -> Option<&crate::beaker::BeakerFormat> {
+    match &config.beaker {
+        Some((format, crate::beaker::BeakerMigration::KeepBeaker)) => Some(format),
+        _ => None,
+    }
+}
+
+/// The cookie value for `persist` under `stamp`, in the format the configuration writes.
+fn encode(
+    inner: &Inner,
+    state: &State,
+    persist: &SessionMap,
+    stamp: &Stamp,
+    now: OffsetDateTime,
+) -> Result<String, crate::error::EncodeError> {
+    #[cfg(feature = "beaker")]
+    if let Some(format) = beaker_writer(&inner.config) {
+        // Keep Beaker's internal keys, unless the session was regenerated or is new.
+        let mut cookie = match (&state.legacy, state.regenerated) {
+            (Some(loaded), false) => loaded.touched(now),
+            _ => crate::beaker::BeakerCookie::new(SessionMap::new(), now),
+        };
+        cookie.id = stamp.id().to_string();
+        cookie.data = persist.clone();
+        return format.encode(&inner.config.name, &cookie);
+    }
+    #[cfg(not(feature = "beaker"))]
+    let _ = (state, now);
+    inner.codec.encode(&inner.config.name, persist, stamp)
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> SessionError {

@@ -45,6 +45,35 @@ impl SessionId {
     }
 }
 
+impl std::str::FromStr for SessionId {
+    type Err = InvalidSessionId;
+
+    /// Parses the 32 hex digits that `Display` prints (either case), such as a Beaker `_id`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; 16];
+        if text.len() != 32 || !text.is_ascii() {
+            return Err(InvalidSessionId);
+        }
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| InvalidSessionId)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| InvalidSessionId)?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// Text that is not 32 hex digits was parsed as a [`SessionId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSessionId;
+
+impl fmt::Display for InvalidSessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a session id is 32 hex digits")
+    }
+}
+
+impl std::error::Error for InvalidSessionId {}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -186,6 +215,42 @@ impl Stamp {
     pub fn remaining(&self, now: OffsetDateTime) -> Duration {
         let now = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         Duration::from_secs(self.idle_deadline.saturating_sub(now))
+    }
+
+    /// A stamp for a session read from a legacy (Beaker) cookie, which carries only its
+    /// creation and last-access times: issued at the last access, idle after `idle`, and at
+    /// the latest `lifetime` after creation (clamped so that the deadlines stay ordered).
+    #[cfg(feature = "beaker")]
+    pub(crate) fn legacy(
+        id: SessionId,
+        created: f64,
+        accessed: f64,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Self {
+        // Float seconds to whole seconds; negative, non-finite or huge values are clamped.
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "dropping the fraction is the point"
+        )]
+        let secs = |t: f64| {
+            if t.is_finite() && t > 0.0 {
+                (t as u64).min(MAX_UNIX)
+            } else {
+                0
+            }
+        };
+        let issued_at = secs(accessed);
+        let idle_deadline = issued_at.saturating_add(idle.as_secs()).min(MAX_UNIX);
+        let absolute_deadline = secs(created)
+            .saturating_add(lifetime.as_secs())
+            .clamp(idle_deadline, MAX_UNIX);
+        Self {
+            id,
+            issued_at,
+            idle_deadline,
+            absolute_deadline,
+        }
     }
 
     /// Checks the deadlines at `now` (UNIX seconds) under the boundary rule of this module.

@@ -1,5 +1,10 @@
 //! Drives the built `cookie-session` binary: keygen, encode, decode, inspect, exit codes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
 
 use std::process::{Command, Output};
 
@@ -287,4 +292,128 @@ fn usage_errors_exit_2() {
     }
     let weak = run(&["encode", "--key=keyboard-cat", "--name", "s", "{}"], None);
     assert!(String::from_utf8_lossy(&weak.stderr).contains("cookie-session keygen"));
+}
+
+const VALIDATE: &str = "--validate-key=8f0c6a52-5b1e-4f43-9a7e-2d3c4b5a6f70";
+
+#[test]
+fn beaker_cookies_made_by_real_beaker_decode_with_internal_keys_as_metadata() {
+    let file: Value = serde_json::from_str(include_str!("vectors/beaker.json")).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "gcm-simple")
+        .unwrap();
+    let now = format!("{}", v["now"].as_f64().unwrap() as i64);
+    let encrypt = format!("--encrypt-key={}", file["encrypt_key"].as_str().unwrap());
+    let args = [
+        "decode",
+        "--format",
+        "beaker",
+        VALIDATE,
+        &encrypt,
+        "--name",
+        "myproject",
+        "--now",
+        &now,
+        "--",
+        v["value"].as_str().unwrap(),
+    ];
+    let out: Value = serde_json::from_str(&stdout(&run(&args, None))).unwrap();
+    assert_eq!(out["format"], "beaker");
+    assert_eq!(out["data"], v["data"], "only the user's keys");
+    assert_eq!(out["session_id"], v["internal"]["_id"]);
+    assert_eq!(
+        out["beaker"]["_creation_time"],
+        v["internal"]["_creation_time"]
+    );
+    assert_eq!(out["beaker"]["_path"], "/");
+}
+
+#[test]
+fn beaker_encode_decode_timeout_and_usage_errors() {
+    let value = stdout(&run(
+        &[
+            "encode",
+            "--format",
+            "beaker",
+            VALIDATE,
+            "--name",
+            "myproject",
+            "--now",
+            T0,
+            r#"{"user":"carol"}"#,
+        ],
+        None,
+    ));
+    assert!(value.len() > 40 && value[..40].bytes().all(|b| b.is_ascii_hexdigit()));
+    let decode = |now: &str, idle: &str| {
+        run(
+            &[
+                "decode",
+                "--format",
+                "beaker",
+                VALIDATE,
+                "--name",
+                "myproject",
+                "--now",
+                now,
+                "--idle",
+                idle,
+                "--",
+                &value,
+            ],
+            None,
+        )
+    };
+    let out: Value = serde_json::from_str(&stdout(&decode("1767226200", "600"))).unwrap();
+    assert_eq!(out["data"]["user"], "carol");
+    assert_eq!(out["idle_deadline"], 1_767_225_600 + 600);
+    let expired = decode("1767226201", "600");
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&expired.stderr).contains("expired"));
+    // Wrong key: rejected (1). No validate key, or a list as data: usage (2).
+    let wrong = run(
+        &[
+            "decode",
+            "--format",
+            "beaker",
+            "--validate-key=other",
+            "--name",
+            "myproject",
+            "--",
+            &value,
+        ],
+        None,
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(
+        run(
+            &[
+                "decode",
+                "--format",
+                "beaker",
+                "--name",
+                "myproject",
+                "--",
+                &value
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(
+            &[
+                "encode", "--format", "beaker", VALIDATE, "--name", "m", "[1]"
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cookie_session::beaker::{BeakerCipher, BeakerCookie, BeakerFormat};
 use cookie_session::time::OffsetDateTime;
 use cookie_session::{Codec, Inspection, Key, KeyRing, Mode, Stamp, inspect};
 use serde_json::{Value, json};
@@ -33,7 +34,10 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         cookie: CookieArgs,
-        /// Idle timeout in seconds (TurboGears' visit timeout).
+        #[command(flatten)]
+        beaker: BeakerArgs,
+        /// Idle timeout in seconds (TurboGears' visit timeout; unused for Beaker cookies,
+        /// whose timeout is checked when they are read).
         #[arg(long, value_name = "SECS", default_value_t = 1200)]
         idle: u64,
         /// Absolute lifetime in seconds (default 14 days).
@@ -48,6 +52,11 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         cookie: CookieArgs,
+        #[command(flatten)]
+        beaker: BeakerArgs,
+        /// For Beaker cookies: Beaker's `session.timeout` in seconds (none: never expires).
+        #[arg(long, value_name = "SECS")]
+        idle: Option<u64>,
         /// The cookie value.
         value: String,
     },
@@ -79,6 +88,36 @@ struct CookieArgs {
     /// The current time as UNIX seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS", allow_negative_numbers = true)]
     now: Option<i64>,
+}
+
+#[derive(Args)]
+struct BeakerArgs {
+    /// native (cookie-session's own format) or beaker (Beaker 1.x / TurboGears 2 cookies,
+    /// keyed by --validate-key and --encrypt-key instead of --key/--mode).
+    #[arg(long, value_enum, default_value_t = FormatArg::Native)]
+    format: FormatArg,
+    /// Beaker's `session.validate_key`.
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    validate_key: Option<String>,
+    /// Beaker's `session.encrypt_key`, for encrypted Beaker cookies.
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    encrypt_key: Option<String>,
+    /// The AES mode of the Beaker application's crypto library: gcm (`cryptography`) or
+    /// ctr (`pycryptodome`).
+    #[arg(long, value_enum, default_value_t = CipherArg::Gcm)]
+    beaker_cipher: CipherArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    Native,
+    Beaker,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CipherArg {
+    Gcm,
+    Ctr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -122,13 +161,23 @@ fn run(command: Command) -> Result<String, Failure> {
         Command::Encode {
             keys,
             cookie,
+            beaker,
             idle,
             lifetime,
             json,
         } => {
-            let codec = codec(&keys, cookie.mode)?;
             let data: Value = serde_json::from_str(&json)
                 .map_err(|e| Failure::Usage(format!("JSON argument is not valid JSON: {e}")))?;
+            if beaker.format == FormatArg::Beaker {
+                let Value::Object(data) = data else {
+                    return Err(Failure::Usage("a Beaker session is a JSON object".into()));
+                };
+                let cookie_data = BeakerCookie::new(data, now(cookie.now)?);
+                return beaker_format(&beaker)?
+                    .encode(&cookie.name, &cookie_data)
+                    .map_err(|e| Failure::Rejected(format!("cannot encode: {e}")));
+            }
+            let codec = codec(&keys, cookie.mode)?;
             let stamp = Stamp::new(
                 now(cookie.now)?,
                 Duration::from_secs(idle),
@@ -142,14 +191,27 @@ fn run(command: Command) -> Result<String, Failure> {
         Command::Decode {
             keys,
             cookie,
+            beaker,
+            idle,
             value,
         } => {
+            if beaker.format == FormatArg::Beaker {
+                let mut format = beaker_format(&beaker)?;
+                if let Some(secs) = idle {
+                    format = format.with_timeout(Duration::from_secs(secs));
+                }
+                let opened = format
+                    .decode(&value, now(cookie.now)?)
+                    .map_err(|e| Failure::Rejected(format!("cookie rejected: {e}")))?;
+                return Ok(pretty(&beaker_json(&opened, idle)));
+            }
             let codec = codec(&keys, cookie.mode)?;
             let opened = codec
                 .decode::<Value>(&cookie.name, &value, now(cookie.now)?)
                 .map_err(|e| Failure::Rejected(format!("cookie rejected: {e}")))?;
             let stamp = opened.stamp;
             Ok(pretty(&json!({
+                "format": "native",
                 "data": opened.value,
                 "session_id": stamp.id().to_string(),
                 "key_id": opened.key_id.to_string(),
@@ -165,6 +227,47 @@ fn run(command: Command) -> Result<String, Failure> {
             Ok(pretty(&inspection_json(&seen)))
         }
     }
+}
+
+/// The same shape as a native decode: the user's keys in `data`, Beaker's internal keys in
+/// the metadata.
+fn beaker_json(cookie: &BeakerCookie, timeout: Option<u64>) -> Value {
+    // Whole seconds, like the native output; Beaker's float times stay in `beaker`.
+    #[allow(clippy::cast_possible_truncation, reason = "whole seconds are wanted")]
+    let issued_at = cookie.accessed_time.floor() as i64;
+    json!({
+        "format": "beaker",
+        "data": cookie.data,
+        "session_id": cookie.id,
+        "issued_at": issued_at,
+        "idle_deadline": timeout.and_then(|t| i64::try_from(t).ok()).map(|t| issued_at.saturating_add(t)),
+        "absolute_deadline": null,
+        "beaker": {
+            "_id": cookie.id,
+            "_creation_time": cookie.creation_time,
+            "_accessed_time": cookie.accessed_time,
+            "_domain": cookie.domain,
+            "_path": cookie.path,
+        },
+    })
+}
+
+fn beaker_format(args: &BeakerArgs) -> Result<BeakerFormat, Failure> {
+    let validate = args
+        .validate_key
+        .as_deref()
+        .ok_or_else(|| Failure::Usage("--format beaker needs --validate-key".into()))?;
+    let format = match &args.encrypt_key {
+        None => BeakerFormat::signed(validate),
+        Some(encrypt) => {
+            let cipher = match args.beaker_cipher {
+                CipherArg::Gcm => BeakerCipher::Gcm,
+                CipherArg::Ctr => BeakerCipher::Ctr,
+            };
+            BeakerFormat::encrypted(validate, encrypt, cipher)
+        }
+    };
+    format.map_err(|e| Failure::Usage(e.to_string()))
 }
 
 fn inspection_json(seen: &Inspection) -> Value {
