@@ -9,10 +9,16 @@ mod config;
 mod cookie_header;
 mod error;
 mod format;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod json;
 mod key;
 mod session;
 mod stamp;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
 pub use config::{Persistence, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};

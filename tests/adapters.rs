@@ -1,0 +1,187 @@
+//! The `http` helpers and the tower layer: header merging, query tokens, 5xx policy,
+//! laziness.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use axum::routing::get;
+use common::*;
+use cookie_session::tower::{SessionHandle, SessionLayer};
+use cookie_session::{LoadOutcome, Mode, SessionConfig};
+
+fn decision_with_cookie() -> cookie_session::Decision {
+    let sessions = sessions(Mode::Signed);
+    let mut session = sessions.load([], at(T0));
+    session.insert("a", &1).unwrap();
+    session.finish(at(T0)).unwrap()
+}
+
+#[test]
+fn apply_adds_vary_without_clobbering_and_never_twice() {
+    let decision = decision_with_cookie();
+    let mut headers = HeaderMap::new();
+    headers.insert("vary", HeaderValue::from_static("Accept-Encoding"));
+    headers.append("set-cookie", HeaderValue::from_static("theme=dark"));
+    cookie_session::http::apply(&decision, &mut headers);
+    let vary: Vec<_> = headers
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
+    assert_eq!(
+        headers.get_all("set-cookie").iter().count(),
+        2,
+        "other cookies are kept"
+    );
+
+    for existing in ["cookie", "Accept, Cookie", "*"] {
+        let mut headers = HeaderMap::new();
+        headers.insert("vary", HeaderValue::from_static(existing));
+        cookie_session::http::apply(&decision, &mut headers);
+        assert_eq!(headers.get_all("vary").iter().count(), 1, "{existing}");
+    }
+}
+
+#[test]
+fn apply_makes_caching_private_and_keeps_stricter_directives() {
+    let decision = decision_with_cookie();
+    let cases = [
+        (None, "private"),
+        (Some("public, max-age=60"), "private, max-age=60"),
+        (Some("max-age=60, s-maxage=600"), "private, max-age=60"),
+        (Some("no-store"), "no-store"),
+        (Some("private, max-age=5"), "private, max-age=5"),
+    ];
+    for (existing, expected) in cases {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = existing {
+            headers.insert("cache-control", HeaderValue::from_static(value));
+        }
+        cookie_session::http::apply(&decision, &mut headers);
+        assert_eq!(headers["cache-control"], expected, "{existing:?}");
+    }
+}
+
+#[test]
+fn load_reads_every_cookie_header_and_a_query_token_only_when_enabled() {
+    let sessions = sessions(Mode::Signed);
+    let browser = Browser::with_session(&sessions, T0, &small());
+    let cookie = browser.cookie.clone().unwrap();
+    let request = Request::get("/")
+        .header("cookie", "a=1")
+        .header("cookie", &cookie)
+        .body(())
+        .unwrap();
+    let mut session =
+        cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
+    assert_eq!(session.outcome(), LoadOutcome::Loaded);
+
+    let value = cookie.split_once('=').unwrap().1;
+    let uri = format!("/page?x=1&sid={value}");
+    let request = Request::get(uri.as_str()).body(()).unwrap();
+    let mut off = cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
+    assert_eq!(
+        off.outcome(),
+        LoadOutcome::New,
+        "the token source is off by default"
+    );
+    let on = config(Mode::Signed)
+        .with_token_source(true)
+        .build()
+        .unwrap();
+    let mut session = cookie_session::http::load(&on, request.headers(), request.uri(), at(T0));
+    assert_eq!(session.outcome(), LoadOutcome::Loaded);
+}
+
+async fn call(app: &mut Router, request: Request<Body>) -> Response<Body> {
+    use tower_service::Service;
+    std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(app, cx))
+        .await
+        .unwrap();
+    Service::call(app, request).await.unwrap()
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route(
+            "/write",
+            get(|s: SessionHandle| async move {
+                s.lock().unwrap().insert("a", &1).unwrap();
+                "ok"
+            }),
+        )
+        .route(
+            "/fail",
+            get(|s: SessionHandle| async move {
+                s.lock().unwrap().insert("a", &2).unwrap();
+                (StatusCode::INTERNAL_SERVER_ERROR, "failed half-way")
+            }),
+        )
+        .route("/untouched", get(|| async { "ok" }))
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn the_layer_does_not_save_on_server_errors_unless_asked() {
+    let sessions = config(Mode::Encrypted).build().unwrap();
+    let mut strict = app(SessionLayer::new(sessions.clone()));
+    let response = call(
+        &mut strict,
+        Request::get("/fail").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(response.headers()["vary"], "Cookie");
+
+    let mut lenient = app(SessionLayer::new(sessions).with_save_on_server_error(true));
+    let response = call(
+        &mut lenient,
+        Request::get("/fail").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(response.headers().get("set-cookie").is_some());
+}
+
+#[tokio::test]
+async fn the_layer_leaves_untouched_requests_alone_even_with_a_bad_cookie() {
+    let sessions = SessionConfig::new(Mode::Encrypted, cookie_session::KeyRing::new(key(1)))
+        .build()
+        .unwrap();
+    let mut app = app(SessionLayer::new(sessions));
+    let request = Request::get("/untouched")
+        .header("cookie", "__Host-session=garbage")
+        .body(Body::empty())
+        .unwrap();
+    let response = call(&mut app, request).await;
+    assert!(response.headers().get("set-cookie").is_none());
+    assert!(response.headers().get("vary").is_none());
+    let response = call(
+        &mut app,
+        Request::get("/write").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("__Host-session=")
+    );
+}
+
+#[tokio::test]
+async fn a_handler_without_the_layer_gets_a_clear_500() {
+    let mut app: Router = Router::new().route(
+        "/",
+        get(|s: SessionHandle| async move {
+            drop(s);
+            "ok"
+        }),
+    );
+    let response = call(&mut app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status(), 500);
+}

@@ -1,0 +1,208 @@
+//! End to end: the demo server (`examples/demo.rs`, built by `cargo test`) on an ephemeral
+//! loopback port, driven by a real HTTP client; `Set-Cookie` presence and absence per route.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use ureq::Agent;
+
+struct Demo {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    // target/debug/deps/demo_e2e-... -> target/debug/examples/demo
+    let exe = std::env::current_exe().unwrap();
+    let demo = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("demo");
+    assert!(demo.exists(), "build the demo first: {}", demo.display());
+    let mut child = Command::new(demo)
+        .env("PORT", "0")
+        .env_remove("COOKIE_SESSION_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("the demo prints its URL")
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    Demo { child, url }
+}
+
+/// One response: status, the `name=value` of its Set-Cookie (if any), the full Set-Cookie,
+/// Vary and Cache-Control.
+struct Reply {
+    status: u16,
+    set_cookie: Option<String>,
+    vary: Option<String>,
+    cache_control: Option<String>,
+    body: String,
+}
+
+fn send(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> Reply {
+    let response = match method {
+        "GET" => {
+            let mut request = agent.get(url);
+            if let Some(c) = cookie {
+                request = request.header("Cookie", c);
+            }
+            request.call()
+        }
+        _ => {
+            let mut request = agent.post(url);
+            if let Some(c) = cookie {
+                request = request.header("Cookie", c);
+            }
+            request.send_form(form.iter().copied())
+        }
+    };
+    let mut response = response.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (set_cookie, vary, cache_control) = (
+        header("set-cookie"),
+        header("vary"),
+        header("cache-control"),
+    );
+    Reply {
+        status: response.status().as_u16(),
+        set_cookie,
+        vary,
+        cache_control,
+        body: response.body_mut().read_to_string().unwrap(),
+    }
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn every_route_sends_exactly_the_headers_it_should() {
+    let demo = start_demo();
+    let agent: Agent = Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = |path: &str| format!("{}{}", demo.url, path.trim_start_matches('/'));
+
+    // /health never touches the session: no Set-Cookie, no Vary.
+    let r = send(&agent, "GET", &url("/health"), None, &[]);
+    assert_eq!(
+        (r.status, r.set_cookie.as_deref(), r.vary.as_deref()),
+        (200, None, None)
+    );
+
+    // / writes (visit counter): a new cookie with the configured attributes.
+    let r = send(&agent, "GET", &url("/"), None, &[]);
+    let set = r.set_cookie.expect("a first visit stores the counter");
+    assert!(set.starts_with("demo-session="));
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Expires="] {
+        assert!(set.contains(attribute), "{set} lacks {attribute}");
+    }
+    // Max-Age counts down from the authenticated idle deadline (whole seconds): 1200 or,
+    // a fraction of a second into that second, 1199. Never more.
+    assert!(
+        set.contains("Max-Age=1200") || set.contains("Max-Age=1199"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "the demo runs with the plain-HTTP opt-out"
+    );
+    assert_eq!(
+        (r.vary.as_deref(), r.cache_control.as_deref()),
+        (Some("Cookie"), Some("private"))
+    );
+    let mut cookie = pair(&set);
+
+    // /me only reads: no Set-Cookie, but Vary.
+    let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
+    assert_eq!(r.set_cookie, None);
+    assert_eq!(r.vary.as_deref(), Some("Cookie"));
+    assert_eq!(r.cache_control, None);
+    assert!(r.body.contains("\"count\":1"), "{}", r.body);
+
+    // Log in: a new cookie with a new session id.
+    let before = cookie.clone();
+    let r = send(
+        &agent,
+        "POST",
+        &url("/login"),
+        Some(&cookie),
+        &[("user", "ada")],
+    );
+    cookie = pair(&r.set_cookie.expect("login stores the user"));
+    assert_ne!(cookie, before);
+    let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
+    assert!(r.body.contains("\"user\":\"ada\""), "{}", r.body);
+    assert_eq!(r.set_cookie, None);
+
+    // A note: stored.
+    let r = send(
+        &agent,
+        "POST",
+        &url("/note"),
+        Some(&cookie),
+        &[("text", "remember the milk")],
+    );
+    cookie = pair(&r.set_cookie.expect("a note is a change"));
+
+    // A note too large for a cookie: 500, no Set-Cookie; the previous session stays valid.
+    let huge = "x".repeat(5000);
+    let r = send(
+        &agent,
+        "POST",
+        &url("/note"),
+        Some(&cookie),
+        &[("text", &huge)],
+    );
+    assert_eq!((r.status, r.set_cookie.as_deref()), (500, None));
+    let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
+    assert!(r.body.contains("remember the milk"), "{}", r.body);
+
+    // A tampered cookie on a read-only route: removed.
+    let r = send(&agent, "GET", &url("/me"), Some("demo-session=AAAA"), &[]);
+    assert!(r.set_cookie.unwrap().contains("Max-Age=0"));
+
+    // Log out: the cookie is removed, with the same attributes.
+    let r = send(&agent, "POST", &url("/logout"), Some(&cookie), &[]);
+    let removal = r.set_cookie.expect("logout removes the cookie");
+    assert!(removal.starts_with("demo-session=;"));
+    assert!(
+        removal.contains("Max-Age=0")
+            && removal.contains("Path=/")
+            && removal.contains("SameSite=Lax")
+    );
+}
