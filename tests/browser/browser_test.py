@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Drive headless Chromium (through ChromeDriver's W3C WebDriver API) against the demo.
+
+    browser_test.py DEMO_URL
+
+Proves, in the browser's real cookie store, that the session cookie is stored and sent back
+with the configured attributes, that a read-only page does not rewrite it, that logout
+removes it, and that a session at the largest size this crate accepts is stored while a
+cookie one byte over the browser's limit is dropped. Standard library only.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+NAME = "demo-session"
+BROWSER_LIMIT = 4096  # name + value, Chromium's kMaxCookieNamePlusValueSize
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriver:
+    def __init__(self):
+        self.port = free_port()
+        self.driver = subprocess.Popen(
+            [shutil.which("chromedriver"), f"--port={self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                self.request("GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync",
+                f"--user-data-dir={self.profile}"]
+        options = {"args": args}
+        binary = shutil.which("chromium")
+        if binary:
+            options["binary"] = binary
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
+        self.session = self.request("POST", "/session", caps)["sessionId"]
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read() or b"{}").get("value")
+
+    def cmd(self, method, path, body=None):
+        return self.request(method, f"/session/{self.session}{path}", body)
+
+    def go(self, url):
+        self.cmd("POST", "/url", {"url": url})
+
+    def cookies(self):
+        return {c["name"]: c for c in self.cmd("GET", "/cookie")}
+
+    def script(self, source, *args):
+        return self.cmd("POST", "/execute/sync", {"script": source, "args": list(args)})
+
+    def submit(self, base, form_action, field=None, value=None):
+        """POSTs a form from /health (a page that never touches the session, so nothing
+        but the form changes it), like the demo's own forms; returns the result page."""
+        self.go(base + "health")
+        self.script(
+            "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
+            "if (arguments[1]) { const i = document.createElement('input');"
+            "  i.name = arguments[1]; i.value = arguments[2]; f.appendChild(i); }"
+            "document.body.appendChild(f); f.submit();", form_action, field, value)
+        for _ in range(50):
+            if self.script("return location.pathname") == form_action:
+                break
+            time.sleep(0.1)
+        return self.text()
+
+    def text(self):
+        return self.script("return document.body ? document.body.innerText : '';")
+
+    def quit(self):
+        try:
+            self.cmd("DELETE", "")
+        finally:
+            self.driver.terminate()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def main(url):
+    results = []
+
+    def check(name, ok, detail=""):
+        results.append(ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {name} {detail if not ok else ''}")
+
+    wd = WebDriver()
+    try:
+        wd.go(url)
+        cookie = wd.cookies().get(NAME)
+        check("the first visit stores the session cookie", cookie is not None, wd.cookies())
+        if cookie is None:
+            return 1
+        check("HttpOnly", cookie.get("httpOnly") is True, cookie)
+        check("SameSite=Lax", cookie.get("sameSite") == "Lax", cookie)
+        check("Path=/", cookie.get("path") == "/", cookie)
+        check("no Secure (plain-HTTP development mode)", cookie.get("secure") is False, cookie)
+        remaining = cookie.get("expiry", 0) - time.time()
+        check("persistent, expiring with the 20-minute idle deadline", 1100 < remaining <= 1201, remaining)
+
+        wd.go(url)
+        check("the cookie is sent back (the counter continues)", "Visits in this session: 2" in wd.text(), wd.text())
+
+        before = wd.cookies()[NAME]["value"]
+        wd.go(url + "me")
+        check("a read-only page does not rewrite the cookie", wd.cookies()[NAME]["value"] == before)
+        check("the read-only page sees the session", '"count":2' in wd.text(), wd.text())
+
+        before = wd.cookies()[NAME]["value"]
+        text = wd.submit(url, "/login", "user", "ada")
+        after = wd.cookies().get(NAME, {}).get("value")
+        check("login replaces the cookie (regenerated session)", after not in (None, before), text)
+        wd.go(url + "me")
+        check("the session knows the user", '"user":"ada"' in wd.text(), wd.text())
+
+        # The largest note whose session this crate still accepts, by bisection over the form.
+        lo, hi = 1000, 4096  # lo is accepted, hi is refused (500)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            text = wd.submit(url, "/note", "text", "x" * mid)
+            if "Saved a note" in text:
+                lo = mid
+            else:
+                hi = mid
+        wd.submit(url, "/note", "text", "x" * lo)
+        stored = wd.cookies().get(NAME)
+        size = len(NAME) + len(stored["value"]) if stored else 0
+        check("a session at the largest accepted size is stored by the browser",
+              stored is not None and BROWSER_LIMIT - 4 <= size <= BROWSER_LIMIT, size)
+        wd.go(url + "me")
+        check("and it is sent back whole", f'"note":"{"x" * lo}"' in wd.text())
+
+        # One byte over the limit is what the browser drops, which is why the crate refuses it.
+        wd.go(url + "health")
+        wd.script("document.cookie = 'edge=' + 'a'.repeat(arguments[0] - 4)", BROWSER_LIMIT)
+        wd.script("document.cookie = 'over=' + 'a'.repeat(arguments[0] - 4 + 1)", BROWSER_LIMIT)
+        jar = wd.cookies()
+        check("the browser stores name+value of exactly 4096 bytes", "edge" in jar)
+        check("the browser silently drops 4097 bytes", "over" not in jar)
+        wd.script("document.cookie = 'edge=; Max-Age=0'")
+
+        wd.submit(url, "/logout")
+        check("logout removes the cookie", NAME not in wd.cookies(), wd.cookies().keys())
+    finally:
+        wd.quit()
+    passed, failed = results.count(True), results.count(False)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else os.environ["DEMO_URL"]))
