@@ -1,6 +1,7 @@
 //! The whole request path: load a session from a `Cookie` header, read one key (or write
-//! one), finish. Compare `request/read-one-key/SIZE` with `decode/floor-signed/SIZE` of the
-//! codec bench (the floor's full decode into a map). Run: `cargo bench --bench request`.
+//! one), finish; next to `request/floor-full-decode/SIZE`, the primitives alone (base64url +
+//! pre-keyed HMAC-SHA256 + serde_json into a full map), in the same run.
+//! Run: `cargo bench --bench request`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common.rs"]
@@ -8,13 +9,35 @@ mod common;
 
 use std::hint::black_box;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{SIZES, Session, now, payload, ring};
 use cookie_session::{CookieAction, Mode, SessionConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 fn bench(c: &mut Criterion) {
     let now = now();
     let mut group = c.benchmark_group("request");
+    let mac = Hmac::<Sha256>::new_from_slice(&[9u8; 32]).unwrap();
+    let mut buf = Vec::with_capacity(8192);
+    for size in SIZES {
+        let json = serde_json::to_vec(&payload(size)).unwrap();
+        let tag = mac.clone().chain_update(&json).finalize().into_bytes();
+        let value = URL_SAFE_NO_PAD.encode([&json[..], &tag[..]].concat());
+        group.bench_function(format!("floor-full-decode/{size}"), |b| {
+            b.iter(|| {
+                buf.clear();
+                URL_SAFE_NO_PAD
+                    .decode_vec(black_box(&value), &mut buf)
+                    .unwrap();
+                let (json, tag) = buf.split_at(buf.len() - 32);
+                mac.clone().chain_update(json).verify_slice(tag).unwrap();
+                serde_json::from_slice::<Session>(json).unwrap()
+            })
+        });
+    }
     for mode in [Mode::Signed, Mode::Encrypted] {
         let sessions = SessionConfig::new(mode, ring())
             .with_name("sid")
