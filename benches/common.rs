@@ -41,3 +41,11 @@ pub fn stamp() -> Stamp {
     )
     .unwrap()
 }
+
+/// Short warm-up and measurement: the suite stays at a few minutes on two cores, and the
+/// ratios (not the absolute times) are what we read.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
