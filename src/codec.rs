@@ -6,6 +6,7 @@
 //! deadlines and the JSON, so nothing about an unauthenticated cookie's contents is ever
 //! reported.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -35,6 +36,32 @@ pub const DEFAULT_MAX_DEPTH: usize = 32;
 /// The default tolerance for a cookie issued slightly in the future by a server whose
 /// clock runs ahead.
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+thread_local! {
+    /// Per-thread working buffer for encode and decode: after the first few cookies, neither
+    /// allocates for its intermediate bytes (only the returned value or map allocates).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer that is kept per thread but not grown without bound by one huge cookie.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `f` with the thread's empty scratch buffer. Re-entrant use (a `Serialize` impl that
+/// itself encodes a cookie) gets a fresh buffer instead of a panic. The buffer holds the
+/// last cookie's bytes until the next use: the session data, not key material.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::with_capacity(1024)),
+    })
+}
 
 /// Encodes values into cookie values and decodes them back, under one [`Mode`] and
 /// [`KeyRing`].
@@ -177,26 +204,35 @@ impl Codec {
         if !format::is_valid_name(name) {
             return Err(EncodeError::InvalidName);
         }
+        with_scratch(|buf| self.encode_into(buf, name, value, stamp, fill_nonce))
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        value: &T,
+        stamp: &Stamp,
+        fill_nonce: impl FnOnce(&mut [u8]),
+    ) -> Result<String, EncodeError> {
         let key = self.ring.current();
         let (nonce_len, tag_len) = self.mode.overhead();
 
         // [name prefix | header | nonce | JSON | tag]; the base64url text covers all but
         // the name prefix, and `AD = name prefix | header` is one contiguous slice.
-        // One allocation for typical sessions; a 4 KiB cookie needs at most ~3 KiB here.
-        let mut buf = Vec::with_capacity(1024);
-        format::write_name_prefix(&mut buf, name);
+        format::write_name_prefix(buf, name);
         let prefix_len = buf.len();
         Header {
             mode: self.mode,
             key_id: key.id,
             stamp: *stamp,
         }
-        .write(&mut buf);
+        .write(buf);
         let ad_len = buf.len();
         buf.resize(ad_len + nonce_len, 0);
         fill_nonce(&mut buf[ad_len..]);
         let payload_at = buf.len();
-        serde_json::to_writer(&mut buf, value).map_err(EncodeError::Serialize)?;
+        serde_json::to_writer(&mut *buf, value).map_err(EncodeError::Serialize)?;
 
         // Refuse before doing any crypto; the size is exact, not an estimate.
         let value_len = format::encoded_len(buf.len() - prefix_len + tag_len);
@@ -215,7 +251,7 @@ impl Codec {
 
         match self.mode {
             Mode::Signed => {
-                let tag = key.mac.clone().chain_update(&buf).finalize().into_bytes();
+                let tag = key.mac.clone().chain_update(&*buf).finalize().into_bytes();
                 buf.extend_from_slice(&tag);
             }
             Mode::Encrypted => {
@@ -262,11 +298,19 @@ impl Codec {
         if !format::is_valid_name(name) {
             return Err(DecodeError::InvalidName);
         }
+        with_scratch(|buf| self.decode_from(buf, name, value, now))
+    }
 
-        let mut buf = Vec::with_capacity(2 + name.len() + value.len() / 4 * 3 + 3);
-        format::write_name_prefix(&mut buf, name);
+    fn decode_from<T: DeserializeOwned>(
+        &self,
+        buf: &mut Vec<u8>,
+        name: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<Opened<T>, DecodeError> {
+        format::write_name_prefix(buf, name);
         let prefix_len = buf.len();
-        format::decode_base64(value, &mut buf)?;
+        format::decode_base64(value, buf)?;
         let header = Header::parse(&buf[prefix_len..])?;
         if header.mode != self.mode {
             return Err(DecodeError::WrongMode {

@@ -12,20 +12,22 @@ pub(crate) fn depth_within(json: &[u8], limit: usize) -> bool {
         return true;
     }
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
+    let mut rest = json;
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        match byte {
+            // Jump through the string to its closing quote (most session bytes are in
+            // strings), stepping over escaped characters.
+            b'"' => loop {
+                let Some(at) = memchr::memchr2(b'"', b'\\', rest) else {
+                    return true; // unterminated: the parser rejects it
+                };
+                let escape = rest.get(at) == Some(&b'\\');
+                rest = rest.get(at + 1 + usize::from(escape)..).unwrap_or_default();
+                if !escape {
+                    break;
+                }
+            },
             b'[' | b'{' => {
                 depth = depth.saturating_add(1);
                 if depth > limit {
@@ -53,5 +55,11 @@ mod tests {
         // More brackets than the limit, but not nested that deep: the slow path decides.
         assert!(depth_within(b"[[],[],[],[],{}]", 2));
         assert!(!depth_within(b"[[],[],[[[]]],{}]", 3));
+        // Escapes inside strings, including an escaped backslash before the closing quote.
+        assert!(depth_within(
+            br#"[["a\"[[[", "b\\", "[[[["], {}, [], [], []]"#,
+            2
+        ));
+        assert!(!depth_within(br#"[["\\", [[1]]], [], [], []]"#, 3));
     }
 }

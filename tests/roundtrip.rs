@@ -163,3 +163,28 @@ fn floats_round_trip_bit_for_bit() {
         }
     }
 }
+
+/// A value whose serialization encodes another cookie (a cookie inside a cookie).
+struct Wrapped<'a>(&'a cookie_session::Codec);
+
+impl Serialize for Wrapped<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let inner = self
+            .0
+            .encode("inner", &json!({"x": 1}), &stamp())
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&inner)
+    }
+}
+
+#[test]
+fn encoding_inside_serialization_works() {
+    // The codec reuses a per-thread buffer; re-entrant use must fall back, not panic.
+    for mode in MODES {
+        let codec = codec(mode);
+        let outer = codec.encode("outer", &Wrapped(&codec), &stamp()).unwrap();
+        let inner: String = codec.decode("outer", &outer, at(T0)).unwrap().value;
+        let value: serde_json::Value = codec.decode("inner", &inner, at(T0)).unwrap().value;
+        assert_eq!(value, json!({"x": 1}));
+    }
+}
