@@ -189,29 +189,42 @@ impl Codec {
         value: &T,
         stamp: &Stamp,
     ) -> Result<String, EncodeError> {
-        self.encode_with_nonce(name, value, stamp, |nonce| rand::rng().fill_bytes(nonce))
+        self.encode_json(name, stamp, |buf| serde_json::to_writer(buf, value))
+    }
+
+    /// [`encode`](Self::encode) with the JSON written by `write_json` (the session map
+    /// writes its unchanged values as their loaded text).
+    pub(crate) fn encode_json(
+        &self,
+        name: &str,
+        stamp: &Stamp,
+        write_json: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<String, EncodeError> {
+        self.encode_with_nonce(name, write_json, stamp, |nonce| {
+            rand::rng().fill_bytes(nonce);
+        })
     }
 
     /// [`encode`](Self::encode) with the nonce chosen by `fill_nonce`. Private: a caller
     /// choosing nonces could repeat one. The known-answer tests use it to reproduce vectors.
-    fn encode_with_nonce<T: Serialize + ?Sized>(
+    fn encode_with_nonce(
         &self,
         name: &str,
-        value: &T,
+        write_json: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
         stamp: &Stamp,
         fill_nonce: impl FnOnce(&mut [u8]),
     ) -> Result<String, EncodeError> {
         if !format::is_valid_name(name) {
             return Err(EncodeError::InvalidName);
         }
-        with_scratch(|buf| self.encode_into(buf, name, value, stamp, fill_nonce))
+        with_scratch(|buf| self.encode_into(buf, name, write_json, stamp, fill_nonce))
     }
 
-    fn encode_into<T: Serialize + ?Sized>(
+    fn encode_into(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
-        value: &T,
+        write_json: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
         stamp: &Stamp,
         fill_nonce: impl FnOnce(&mut [u8]),
     ) -> Result<String, EncodeError> {
@@ -232,7 +245,7 @@ impl Codec {
         buf.resize(ad_len + nonce_len, 0);
         fill_nonce(&mut buf[ad_len..]);
         let payload_at = buf.len();
-        serde_json::to_writer(&mut *buf, value).map_err(EncodeError::Serialize)?;
+        write_json(&mut *buf).map_err(EncodeError::Serialize)?;
 
         // Refuse before doing any crypto; the size is exact, not an estimate.
         let value_len = format::encoded_len(buf.len() - prefix_len + tag_len);
@@ -288,6 +301,17 @@ impl Codec {
         value: &str,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, DecodeError> {
+        self.decode_json(name, value, now, |json| serde_json::from_slice(json))
+    }
+
+    /// [`decode`](Self::decode) with the authentic JSON handed to `read_json`.
+    pub(crate) fn decode_json<T>(
+        &self,
+        name: &str,
+        value: &str,
+        now: OffsetDateTime,
+        read_json: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<Opened<T>, DecodeError> {
         let size = name.len().saturating_add(value.len());
         if size > self.max_size {
             return Err(DecodeError::TooLarge {
@@ -298,15 +322,16 @@ impl Codec {
         if !format::is_valid_name(name) {
             return Err(DecodeError::InvalidName);
         }
-        with_scratch(|buf| self.decode_from(buf, name, value, now))
+        with_scratch(|buf| self.decode_from(buf, name, value, now, read_json))
     }
 
-    fn decode_from<T: DeserializeOwned>(
+    fn decode_from<T>(
         &self,
         buf: &mut Vec<u8>,
         name: &str,
         value: &str,
         now: OffsetDateTime,
+        read_json: impl FnOnce(&[u8]) -> serde_json::Result<T>,
     ) -> Result<Opened<T>, DecodeError> {
         format::write_name_prefix(buf, name);
         let prefix_len = buf.len();
@@ -362,7 +387,7 @@ impl Codec {
                 limit: self.max_depth,
             });
         }
-        let value = serde_json::from_slice(payload).map_err(DecodeError::Payload)?;
+        let value = read_json(payload).map_err(DecodeError::Payload)?;
         Ok(Opened {
             value,
             stamp,
@@ -431,9 +456,12 @@ mod tests {
                 serde_json::from_str(v["payload"].as_str().unwrap()).unwrap();
             let nonce = hex(v["nonce"].as_str().unwrap());
             let value = codec
-                .encode_with_nonce(v["cookie_name"].as_str().unwrap(), &payload, &stamp, |n| {
-                    n.copy_from_slice(&nonce);
-                })
+                .encode_with_nonce(
+                    v["cookie_name"].as_str().unwrap(),
+                    |buf| serde_json::to_writer(buf, &payload),
+                    &stamp,
+                    |n| n.copy_from_slice(&nonce),
+                )
                 .unwrap();
             assert_eq!(value, v["value"].as_str().unwrap(), "vector {}", v["name"]);
             checked += 1;

@@ -14,6 +14,7 @@ mod format;
 pub mod http;
 mod json;
 mod key;
+mod map;
 mod session;
 mod stamp;
 #[cfg(feature = "tower")]

@@ -18,6 +18,7 @@ use crate::config::{SaveMode, SessionConfig, TouchPolicy};
 use crate::cookie_header;
 use crate::error::{DecodeError, SessionError};
 use crate::key::KeyAge;
+use crate::map::LazyMap;
 use crate::stamp::{Deadline, SessionId, Stamp};
 
 /// A session's data: a JSON object.
@@ -149,12 +150,11 @@ struct State {
     /// The authentic session's id and deadlines; `None` for a new session until it is
     /// first written (or regenerated).
     stamp: Option<Stamp>,
-    data: SessionMap,
-    /// The data as loaded, kept from the first mutable access on, to tell a real change
-    /// from a write of an equal value.
-    original: Option<SessionMap>,
+    /// The data; it remembers what was loaded, to tell a real change from a write of an
+    /// equal value.
+    data: LazyMap,
     /// Explicit save mode: the state committed by the last `save()`.
-    committed: Option<SessionMap>,
+    committed: Option<LazyMap>,
     /// `regenerate()` was called: re-issue whatever else happens.
     regenerated: bool,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
@@ -175,16 +175,6 @@ impl Session {
             state,
         } = self;
         state.get_or_insert_with(|| decode(sessions, candidates, *now))
-    }
-
-    /// Like [`state`](Self::state), for a method about to change the data: keeps the
-    /// loaded data first so that `finish` can compare.
-    fn state_for_change(&mut self) -> &mut State {
-        let state = self.state();
-        if state.original.is_none() {
-            state.original = Some(state.data.clone());
-        }
-        state
     }
 
     /// What loading found.
@@ -209,7 +199,8 @@ impl Session {
         self.state().stamp
     }
 
-    /// The value under `key` as `T`, or `None` if there is none.
+    /// The value under `key` as `T`, or `None` if there is none. Only this key's value is
+    /// parsed, straight from the cookie's JSON text, into `T`.
     ///
     /// # Errors
     /// [`SessionError::Value`] if the stored JSON does not deserialize as `T`.
@@ -217,8 +208,8 @@ impl Session {
         self.state()
             .data
             .get(key)
-            .map(|v| T::deserialize(v).map_err(|source| value_error(key, source)))
             .transpose()
+            .map_err(|source| value_error(key, source))
     }
 
     /// Stores `value` under `key`. Writing a value equal to the stored one is not a change.
@@ -232,19 +223,19 @@ impl Session {
         value: &T,
     ) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(|source| value_error(key, source))?;
-        self.state_for_change().data.insert(key.to_owned(), value);
+        self.state().data.insert(key, value);
         Ok(())
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.state_for_change().data.remove(key)
+        self.state().data.remove(key)
     }
 
     /// Removes every key. The session stays (its id is kept); an empty session is not
     /// stored, so the response removes the cookie. See also [`delete`](Self::delete).
     pub fn clear(&mut self) {
-        self.state_for_change().data.clear();
+        self.state().data.clear();
     }
 
     /// Whether `key` is present (counts as an access).
@@ -264,13 +255,13 @@ impl Session {
 
     /// The keys, in order (counts as an access).
     pub fn keys(&mut self) -> impl Iterator<Item = &str> {
-        self.state().data.keys().map(String::as_str)
+        self.state().data.keys()
     }
 
     /// The JSON value under `key`, to change in place. Whether it really changed is decided
     /// at `finish` by comparison, so taking it without changing it is not a change.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.state_for_change().data.get_mut(key)
+        self.state().data.get_mut(key)
     }
 
     /// Changes the value under `key` in place as a `T`; returns `false` (and does nothing)
@@ -313,9 +304,9 @@ impl Session {
     /// removes the cookie (if the request had one). Data written afterwards starts a new
     /// session with a new id.
     pub fn delete(&mut self) {
-        let state = self.state_for_change();
-        state.data.clear();
-        state.original = Some(SessionMap::new());
+        let state = self.state();
+        // Nothing of the loaded session remains, not even for explicit save mode.
+        state.data = LazyMap::default();
         state.committed = None;
         state.stamp = None;
         state.regenerated = false;
@@ -353,11 +344,14 @@ impl Session {
         };
         let inner = &self.sessions.inner;
         let config = &inner.config;
-        let loaded = state.original.as_ref().unwrap_or(&state.data);
+        let loaded;
         let persist = match (config.save, &state.committed) {
             (SaveMode::Automatic, _) => &state.data,
             (SaveMode::Explicit, Some(committed)) => committed,
-            (SaveMode::Explicit, None) => loaded,
+            (SaveMode::Explicit, None) => {
+                loaded = state.data.as_loaded();
+                &loaded
+            }
         };
 
         let action = if persist.is_empty() {
@@ -373,7 +367,7 @@ impl Session {
                 None => Some(Stamp::new(now, config.idle, config.lifetime)?),
                 Some(stamp) if state.regenerated => Some(stamp),
                 Some(stamp) => {
-                    let changed = persist != loaded;
+                    let changed = persist.changed();
                     let rotate =
                         state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys;
                     let reformat = format_changes(config, &state);
@@ -449,7 +443,6 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                     rejection,
                     stamp: Some(opened.stamp),
                     data: opened.data,
-                    original: None,
                     committed: None,
                     regenerated: false,
                     legacy: opened.legacy,
@@ -473,8 +466,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         outcome,
         rejection,
         stamp: None,
-        data: SessionMap::new(),
-        original: None,
+        data: LazyMap::default(),
         committed: None,
         regenerated: false,
         legacy: Legacy::default(),
@@ -485,7 +477,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
 struct Opened {
     outcome: LoadOutcome,
     stamp: Stamp,
-    data: SessionMap,
+    data: LazyMap,
     legacy: Legacy,
 }
 
@@ -494,7 +486,7 @@ struct Opened {
 fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, DecodeError> {
     let native = inner
         .codec
-        .decode::<SessionMap>(&inner.config.name, value, now);
+        .decode_json(&inner.config.name, value, now, LazyMap::parse);
     #[cfg(feature = "beaker")]
     if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some((format, _))) =
         (&native, &inner.config.beaker)
@@ -512,7 +504,7 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Decod
         return Ok(Opened {
             outcome: LoadOutcome::LoadedBeaker,
             stamp,
-            data: cookie.data.clone(),
+            data: LazyMap::from_map(&cookie.data).map_err(DecodeError::Payload)?,
             legacy: Some(cookie),
         });
     }
@@ -555,7 +547,7 @@ fn beaker_writer(config: &SessionConfig) -> Option<&crate::beaker::BeakerFormat>
 fn encode(
     inner: &Inner,
     state: &State,
-    persist: &SessionMap,
+    persist: &LazyMap,
     stamp: &Stamp,
     now: OffsetDateTime,
 ) -> Result<String, crate::error::EncodeError> {
@@ -567,12 +559,14 @@ fn encode(
             _ => crate::beaker::BeakerCookie::new(SessionMap::new(), now),
         };
         cookie.id = stamp.id().to_string();
-        cookie.data = persist.clone();
+        cookie.data = persist.to_map();
         return format.encode(&inner.config.name, &cookie);
     }
     #[cfg(not(feature = "beaker"))]
     let _ = (state, now);
-    inner.codec.encode(&inner.config.name, persist, stamp)
+    inner
+        .codec
+        .encode_json(&inner.config.name, stamp, |buf| persist.write_json(buf))
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> SessionError {
