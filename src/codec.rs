@@ -10,8 +10,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac as _;
 use rand::Rng as _;
 use serde::Serialize;
@@ -279,7 +277,7 @@ impl Codec {
         }
 
         let mut out = String::with_capacity(value_len);
-        URL_SAFE_NO_PAD.encode_string(&buf[prefix_len..], &mut out);
+        base64_simd::URL_SAFE_NO_PAD.encode_append(&buf[prefix_len..], &mut out);
         debug_assert_eq!(out.len(), value_len);
         Ok(out)
     }

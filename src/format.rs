@@ -13,8 +13,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::DecodeError;
 use crate::key::KeyId;
@@ -168,8 +166,8 @@ pub(crate) const fn encoded_len(n: usize) -> usize {
 /// Decodes strict base64url (no padding, no `+`/`/`, no whitespace, zero trailing bits),
 /// appending to `out`.
 pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    URL_SAFE_NO_PAD
-        .decode_vec(text, out)
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_append(text, out)
         .map_err(|_| DecodeError::Malformed)
 }
 
