@@ -299,16 +299,22 @@ impl Codec {
         value: &str,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, DecodeError> {
-        self.decode_json(name, value, now, |json| serde_json::from_slice(json))
+        self.decode_json(name, value, now, |json, max_depth| {
+            if !json::depth_within(json, max_depth) {
+                return Err(DecodeError::TooDeep { limit: max_depth });
+            }
+            serde_json::from_slice(json).map_err(DecodeError::Payload)
+        })
     }
 
-    /// [`decode`](Self::decode) with the authentic JSON handed to `read_json`.
+    /// [`decode`](Self::decode) with the authentic JSON and the depth limit handed to
+    /// `read_json`, which must enforce the limit.
     pub(crate) fn decode_json<T>(
         &self,
         name: &str,
         value: &str,
         now: OffsetDateTime,
-        read_json: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+        read_json: impl FnOnce(&[u8], usize) -> Result<T, DecodeError>,
     ) -> Result<Opened<T>, DecodeError> {
         let size = name.len().saturating_add(value.len());
         if size > self.max_size {
@@ -329,7 +335,7 @@ impl Codec {
         name: &str,
         value: &str,
         now: OffsetDateTime,
-        read_json: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+        read_json: impl FnOnce(&[u8], usize) -> Result<T, DecodeError>,
     ) -> Result<Opened<T>, DecodeError> {
         format::write_name_prefix(buf, name);
         let prefix_len = buf.len();
@@ -379,13 +385,7 @@ impl Codec {
             return Err(DecodeError::IssuedInFuture);
         }
         stamp.check(now).map_err(DecodeError::Expired)?;
-        let payload = &buf[payload_at..tag_at];
-        if !json::depth_within(payload, self.max_depth) {
-            return Err(DecodeError::TooDeep {
-                limit: self.max_depth,
-            });
-        }
-        let value = read_json(payload).map_err(DecodeError::Payload)?;
+        let value = read_json(&buf[payload_at..tag_at], self.max_depth)?;
         Ok(Opened {
             value,
             stamp,

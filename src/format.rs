@@ -13,7 +13,6 @@
 
 use std::fmt;
 
-
 use crate::error::DecodeError;
 use crate::key::KeyId;
 use crate::stamp::{SessionId, Stamp};

@@ -21,6 +21,16 @@ mod stamp;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
+/// Entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`); not API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing {
+    pub fn json_scan(data: &[u8]) {
+        crate::map::check_against_serde_json(data);
+    }
+}
+
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
 pub use config::{Persistence, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
 pub use error::{ConfigError, DecodeError, EncodeError, KeyError, SessionError};

@@ -1,8 +1,8 @@
 //! The session's data as loaded: a JSON object whose values stay unparsed text until they
 //! are read.
 //!
-//! Decoding an authentic cookie checks the whole object (serde_json validates every value
-//! while measuring it) but builds no values: each entry records where its key and value lie
+//! Decoding an authentic cookie checks the whole object ([`json::scan_object`] validates
+//! every value while measuring it) but builds no values: each entry records where its key and value lie
 //! in the object's text. A typed read deserializes straight from that slice; only a value
 //! handed out for mutation (or removed) is turned into a [`Value`] and kept. Writing the map
 //! back copies unchanged values byte for byte.
@@ -11,14 +11,14 @@
 //! writing an equal value is not a change, exactly as with a full map, but only the keys
 //! that were written are ever parsed for it.
 
-use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de;
 use serde_json::Value;
+
+use crate::error::DecodeError;
+use crate::json;
 
 /// A session's data, lazily parsed. Keys are kept sorted and unique, like the
 /// `serde_json::Map` it stands for (for a repeated key, the last one wins, as there).
@@ -57,17 +57,35 @@ enum Current {
 }
 
 impl LazyMap {
-    /// Checks that `json` is one JSON object and records where its entries are, without
-    /// parsing the values into anything.
+    /// Checks that `json` is one JSON object nested at most `max_depth` deep and records
+    /// where its entries are, without parsing the values into anything.
     ///
     /// # Errors
-    /// The serde_json error if `json` is not UTF-8 or not a well-formed JSON object.
-    pub(crate) fn parse(json: &[u8]) -> Result<Self, serde_json::Error> {
-        let text = std::str::from_utf8(json)
-            .map_err(|_| de::Error::custom("the session data is not valid UTF-8"))?;
-        let mut parser = serde_json::Deserializer::from_str(text);
-        let mut entries = parser.deserialize_map(EntriesVisitor { text })?;
-        parser.end()?;
+    /// [`DecodeError::TooDeep`], or [`DecodeError::Payload`] if `json` is not UTF-8 or not
+    /// a well-formed JSON object.
+    pub(crate) fn parse(json: &[u8], max_depth: usize) -> Result<Self, DecodeError> {
+        let text = std::str::from_utf8(json).map_err(|_| {
+            DecodeError::Payload(de::Error::custom("the session data is not valid UTF-8"))
+        })?;
+        let mut entries = Vec::with_capacity(8);
+        json::scan_object(json, max_depth, |member| {
+            let key = if member.key_escaped {
+                // With its quotes: a JSON string, which serde_json decodes (and checks that
+                // its escapes make valid UTF-8).
+                let quoted = text.get(member.key.start - 1..member.key.end + 1);
+                let key: String = serde_json::from_str(quoted.unwrap_or_default())
+                    .map_err(DecodeError::Payload)?;
+                KeyText::Owned(key.into_boxed_str())
+            } else {
+                KeyText::Loaded(member.key)
+            };
+            entries.push(Entry {
+                key,
+                loaded: Some(member.value),
+                current: Current::Loaded,
+            });
+            Ok(())
+        })?;
         // Stable sort, then keep the last of equal keys: serde_json's `Map` semantics.
         entries.sort_by(|a, b| a.key(text).cmp(b.key(text)));
         entries.dedup_by(|later, kept| {
@@ -86,8 +104,9 @@ impl LazyMap {
     /// A map holding `map`'s entries as if they had been loaded (for sessions read from
     /// another format).
     #[cfg(feature = "beaker")]
-    pub(crate) fn from_map(map: &serde_json::Map<String, Value>) -> Result<Self, serde_json::Error> {
-        Self::parse(&serde_json::to_vec(map)?)
+    pub(crate) fn from_map(map: &serde_json::Map<String, Value>) -> Result<Self, DecodeError> {
+        let json = serde_json::to_vec(map).map_err(DecodeError::Payload)?;
+        Self::parse(&json, usize::MAX)
     }
 
     /// The same keys and values as loaded, forgetting every change.
@@ -274,75 +293,235 @@ impl Entry {
     }
 }
 
-/// Records the entries of the object `text`, whose keys and values serde_json hands out
-/// as slices of `text` (values as `RawValue`s: validated, not parsed).
-struct EntriesVisitor<'de> {
-    text: &'de str,
-}
+/// A check for the fuzz target `json_scan`: [`LazyMap::parse`] accepts exactly what
+/// serde_json accepts as an object (keys as strings, values validated but ignored), and
+/// each value it records is exactly one JSON value. Compiled only under `cargo fuzz`.
+#[cfg(fuzzing)]
+pub(crate) fn check_against_serde_json(data: &[u8]) {
+    use std::collections::BTreeSet;
 
-impl<'de> EntriesVisitor<'de> {
-    /// Where `part`, a slice of `self.text`, lies in it.
-    fn span<E: de::Error>(&self, part: &str) -> Result<Range<usize>, E> {
-        let start = part.as_ptr().addr().wrapping_sub(self.text.as_ptr().addr());
-        let span = start..start.wrapping_add(part.len());
-        // serde_json borrows from its input; check it rather than trust it.
-        match self.text.get(span.clone()) {
-            Some(found) if found.as_ptr() == part.as_ptr() => Ok(span),
-            _ => Err(E::custom(
-                "a session entry does not lie in the session text",
-            )),
+    // serde_json validates ignored values without a nesting limit; ours has its parser's.
+    if !json::depth_within(data, 127) {
+        let _ = LazyMap::parse(data, usize::MAX);
+        return;
+    }
+    let ours = LazyMap::parse(data, usize::MAX);
+    let theirs = reference_keys(data);
+    match (&ours, &theirs) {
+        (Ok(map), Ok(keys)) => {
+            let ours: BTreeSet<&str> = map.keys().collect();
+            let theirs: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+            assert_eq!(ours, theirs);
+            for entry in &map.entries {
+                let raw = map.raw(entry).unwrap_or_default();
+                assert!(
+                    serde_json::from_str::<de::IgnoredAny>(raw).is_ok(),
+                    "not one value: {raw:?}"
+                );
+                assert_eq!(raw.trim(), raw);
+            }
         }
+        (Err(_), Err(_)) => {}
+        _ => panic!(
+            "ours {:?} vs serde_json {:?} on {:?}",
+            ours.map(|m| m.len()),
+            theirs,
+            String::from_utf8_lossy(data)
+        ),
     }
 }
 
-impl<'de> Visitor<'de> for EntriesVisitor<'de> {
-    type Value = Vec<Entry>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Entry>, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key::<KeyStr<'de>>()? {
-            let value = map.next_value::<&'de RawValue>()?;
-            entries.push(Entry {
-                key: match key {
-                    KeyStr::Borrowed(key) => KeyText::Loaded(self.span(key)?),
-                    KeyStr::Owned(key) => KeyText::Owned(key.into_boxed_str()),
-                },
-                loaded: Some(self.span(value.get())?),
-                current: Current::Loaded,
-            });
+/// The keys serde_json finds in an object, values validated but not built.
+#[cfg(any(test, fuzzing))]
+fn reference_keys(data: &[u8]) -> Result<Vec<String>, serde_json::Error> {
+    struct Keys;
+    impl<'de> de::Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
         }
-        Ok(entries)
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, de::IgnoredAny)) = map.next_entry::<String, de::IgnoredAny>()? {
+                keys.push(key);
+            }
+            Ok(keys)
+        }
     }
+    let text = std::str::from_utf8(data).map_err(de::Error::custom)?;
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let keys = de::Deserializer::deserialize_map(&mut parser, Keys)?;
+    parser.end()?;
+    Ok(keys)
 }
 
-/// A key that borrows from the input when it has no escapes.
-enum KeyStr<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
 
-impl<'de> Deserialize<'de> for KeyStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    /// What serde_json makes of an object: each key (the last of repeats) with its value's
+    /// exact text, or an error.
+    fn reference(text: &str) -> Option<BTreeMap<String, String>> {
+        let members: Vec<(String, &RawValue)> =
+            serde_json::from_str::<BTreeMap<String, &RawValue>>(text)
+                .ok()?
+                .into_iter()
+                .collect();
+        reference_keys(text.as_bytes()).ok()?;
+        Some(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, v.get().to_owned()))
+                .collect(),
+        )
+    }
+
+    fn ours(text: &str) -> Option<BTreeMap<String, String>> {
+        let map = LazyMap::parse(text.as_bytes(), usize::MAX).ok()?;
+        Some(
+            map.entries
+                .iter()
+                .map(|e| (e.key(&map.text).to_owned(), map.raw(e).unwrap().to_owned()))
+                .collect(),
+        )
+    }
+
+    /// JSON-like text: well-formed values, odd but valid spellings, and near misses.
+    fn value() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            prop::sample::select(vec![
+                "null",
+                "true",
+                "false",
+                "0",
+                "-0",
+                "12",
+                "-3.25",
+                "1e5",
+                "2E-3",
+                "4.5e+06",
+                "01",
+                "1.",
+                ".5",
+                "-",
+                "1e",
+                "+1",
+                "nul",
+                "tru",
+                "NaN",
+                "\"\\ud800\"",
+                "\"\\u00e9\"",
+                "\"\\uZZZZ\"",
+                "\"\\/\\b\\f\\n\\r\\t\"",
+                "\"\\u12\"",
+                "\"\\x\"",
+                "\"a\\\"b\"",
+                "\"\t\"",
+                "\"é\"",
+                "\"\"",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z \\\\\"/\\[\\]{}\u{e9}]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap()),
+        ];
+        let space = prop::sample::select(vec!["", "", "", " ", "\n\t", "\r "]);
+        atom.prop_recursive(5, 48, 6, move |inner| {
+            let key = prop_oneof![
+                "[a-c]{0,2}".prop_map(|s| format!("\"{s}\"")),
+                Just("\"\\u0061\"".to_owned()),
+                Just("\"\\ud800\"".to_owned()),
+            ];
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 0..5), space.clone())
+                    .prop_map(|(items, s)| format!("[{s}{}{s}]", items.join(&format!("{s},{s}")))),
+                (prop::collection::vec((key, inner), 0..5), space.clone()).prop_map(
+                    |(members, s)| {
+                        let members: Vec<String> = members
+                            .iter()
+                            .map(|(k, v)| format!("{k}{s}:{s}{v}"))
+                            .collect();
+                        format!("{{{s}{}{s}}}", members.join(","))
+                    }
+                ),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Same verdict and same members as serde_json, on objects built from valid and
+        /// invalid parts, and after damaging one byte.
+        #[test]
+        fn agrees_with_serde_json(
+            text in value(),
+            damage in proptest::option::of((any::<prop::sample::Index>(), prop::sample::select(
+                vec!["", ",", "]", "}", "\"", "\\", ":", " ", "0", "\u{1}"]))),
+        ) {
+            let mut text = text;
+            if let Some((at, with)) = damage {
+                let mut at = at.index(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let end = (at + 1..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(at);
+                text.replace_range(at..end, with);
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<KeyStr<'de>, E> {
-                Ok(KeyStr::Borrowed(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyStr<'de>, E> {
-                Ok(KeyStr::Owned(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<KeyStr<'de>, E> {
-                Ok(KeyStr::Owned(v))
-            }
+            prop_assert_eq!(ours(&text), reference(&text), "{}", text);
         }
-        deserializer.deserialize_str(KeyVisitor)
+    }
+
+    #[test]
+    fn nesting_stops_where_serde_json_stops_and_at_the_configured_depth() {
+        let nested = |depth: usize| {
+            format!(
+                "{{\"a\":{}1{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        // serde_json parses 127 nested containers into values, not 128.
+        assert!(serde_json::from_str::<Value>(&nested(127)).is_ok());
+        assert!(serde_json::from_str::<Value>(&nested(128)).is_err());
+        assert!(LazyMap::parse(nested(127).as_bytes(), usize::MAX).is_ok());
+        assert!(matches!(
+            LazyMap::parse(nested(128).as_bytes(), usize::MAX),
+            Err(DecodeError::Payload(_))
+        ));
+        assert!(LazyMap::parse(nested(5).as_bytes(), 5).is_ok());
+        assert!(matches!(
+            LazyMap::parse(nested(6).as_bytes(), 5),
+            Err(DecodeError::TooDeep { limit: 5 })
+        ));
+        assert!(matches!(
+            LazyMap::parse(b"{}", 0),
+            Err(DecodeError::TooDeep { limit: 0 })
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_object() {
+        for text in [
+            "",
+            " ",
+            "[]",
+            "1",
+            "{} {}",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":1",
+        ] {
+            assert!(LazyMap::parse(text.as_bytes(), 32).is_err(), "{text:?}");
+        }
+        assert!(LazyMap::parse(b"{\"a\":\"\xff\"}", 32).is_err());
+        assert!(LazyMap::parse(b" {\"a\" : [ 1 , {} ] }\n", 32).is_ok());
     }
 }

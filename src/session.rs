@@ -504,7 +504,7 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Decod
         return Ok(Opened {
             outcome: LoadOutcome::LoadedBeaker,
             stamp,
-            data: LazyMap::from_map(&cookie.data).map_err(DecodeError::Payload)?,
+            data: LazyMap::from_map(&cookie.data)?,
             legacy: Some(cookie),
         });
     }

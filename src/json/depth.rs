@@ -1,4 +1,7 @@
-//! Bounds on the JSON payload that serde_json does not enforce itself.
+//! The nesting bound on JSON that serde_json does not enforce itself, checked before any
+//! parsing.
+
+use super::swar::{bit_per_byte, equal_bytes, splat};
 
 /// Whether `json` nests arrays and objects at most `limit` levels deep (a flat object is
 /// 1). A linear scan without allocation that skips strings, honouring escapes; it runs
@@ -37,23 +40,6 @@ const fn is_opener(b: u8) -> bool {
 
 const fn is_closer(b: u8) -> bool {
     b & !0x20 == b']'
-}
-
-/// `byte` in every byte of a word.
-const fn splat(byte: u8) -> u64 {
-    u64::from_le_bytes([byte; 8])
-}
-
-/// The high bit of each byte of `word` that equals `byte` (exact, no false positives).
-const fn equal_bytes(word: u64, byte: u8) -> u64 {
-    let x = word ^ splat(byte);
-    let low7 = splat(0x7F);
-    !(((x & low7).wrapping_add(low7)) | x | low7)
-}
-
-/// The high bits of a word's bytes, gathered into its low 8 bits (byte i to bit i).
-const fn bit_per_byte(high_bits: u64) -> u64 {
-    (high_bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// The state of the slow path between blocks.

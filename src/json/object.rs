@@ -1,0 +1,295 @@
+//! One pass over a session's JSON text: validates it, bounds its nesting and reports where
+//! each top-level member's key and value lie, without building any value.
+//!
+//! It accepts exactly the texts that serde_json accepts as a JSON object when it validates
+//! values without building them (`serde::de::IgnoredAny`, `RawValue`): RFC 8259 grammar,
+//! no control characters in strings, `\u` escapes of four hex digits (a lone surrogate is
+//! only an error when the string is read, as there), serde_json's limit of 127 nested
+//! containers. A property test and a fuzz target hold it to that. It replaces serde_json's
+//! validating scan plus a separate depth check with one pass (see BENCHMARKS.md).
+
+use std::ops::Range;
+
+use serde::de::Error as _;
+
+use super::swar::{control_bytes, equal_bytes, word_at};
+use crate::error::DecodeError;
+
+/// One top-level member of the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Member {
+    /// The key's text between its quotes, escapes not decoded.
+    pub(crate) key: Range<usize>,
+    /// Whether the key contains escapes (then decode `key` with its quotes to compare it).
+    pub(crate) key_escaped: bool,
+    /// The value's text, without surrounding whitespace.
+    pub(crate) value: Range<usize>,
+}
+
+/// serde_json refuses to nest 128 containers (its recursion limit); so do we, whatever
+/// the configured depth, which also bounds this scanner's recursion.
+const PARSER_DEPTH_LIMIT: usize = 128;
+
+/// Checks that `text` is one JSON object nested at most `max_depth` deep (the object
+/// itself is 1), calling `member` for each of its members in order.
+///
+/// # Errors
+/// [`DecodeError::TooDeep`] for deeper nesting, [`DecodeError::Payload`] for anything
+/// else that is not a JSON object, or whatever `member` returns.
+pub(crate) fn scan_object(
+    text: &[u8],
+    max_depth: usize,
+    mut member: impl FnMut(Member) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut scanner = Scanner {
+        text,
+        at: 0,
+        max_depth,
+    };
+    scanner.whitespace();
+    if scanner.peek() != Some(b'{') {
+        return Err(scanner.invalid("a JSON object"));
+    }
+    scanner.enter(1)?;
+    if !scanner.closes(b'}') {
+        loop {
+            let (key, key_escaped) = scanner.key()?;
+            let start = scanner.at;
+            scanner.value(1)?;
+            member(Member {
+                key,
+                key_escaped,
+                value: start..scanner.at,
+            })?;
+            if scanner.next_or_close(b'}', "',' or '}'")? {
+                break;
+            }
+        }
+    }
+    scanner.whitespace();
+    match scanner.peek() {
+        None => Ok(()),
+        Some(_) => Err(scanner.invalid("the end of the data")),
+    }
+}
+
+struct Scanner<'a> {
+    text: &'a [u8],
+    at: usize,
+    max_depth: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.at).copied()
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn invalid(&self, expected: &str) -> DecodeError {
+        DecodeError::Payload(serde_json::Error::custom(format_args!(
+            "invalid JSON at byte {}: expected {expected}",
+            self.at
+        )))
+    }
+
+    /// Steps into the container at `at`, which is nested `depth` deep, and past the
+    /// whitespace after its opening bracket.
+    fn enter(&mut self, depth: usize) -> Result<(), DecodeError> {
+        if depth > self.max_depth {
+            return Err(DecodeError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        if depth >= PARSER_DEPTH_LIMIT {
+            return Err(self.invalid("less nesting (the JSON parser's recursion limit)"));
+        }
+        self.at += 1;
+        self.whitespace();
+        Ok(())
+    }
+
+    /// Consumes `close` if it comes next (an empty container).
+    fn closes(&mut self, close: u8) -> bool {
+        let closes = self.peek() == Some(close);
+        self.at += usize::from(closes);
+        closes
+    }
+
+    /// After a member or element: `,` (then `false`) or the closing bracket (then `true`).
+    fn next_or_close(&mut self, close: u8, expected: &str) -> Result<bool, DecodeError> {
+        self.whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                self.whitespace();
+                Ok(false)
+            }
+            Some(byte) if byte == close => {
+                self.at += 1;
+                Ok(true)
+            }
+            _ => Err(self.invalid(expected)),
+        }
+    }
+
+    /// A member's key and the `:` after it; leaves `at` on the value.
+    fn key(&mut self) -> Result<(Range<usize>, bool), DecodeError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.invalid("a string key"));
+        }
+        let key = self.string()?;
+        self.whitespace();
+        if self.peek() != Some(b':') {
+            return Err(self.invalid("':'"));
+        }
+        self.at += 1;
+        self.whitespace();
+        Ok(key)
+    }
+
+    /// The value at `at`, inside containers nested `depth` deep.
+    fn value(&mut self, depth: usize) -> Result<(), DecodeError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => {
+                self.enter(depth + 1)?;
+                if !self.closes(b'}') {
+                    loop {
+                        self.key()?;
+                        self.value(depth + 1)?;
+                        if self.next_or_close(b'}', "',' or '}'")? {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(b'[') => {
+                self.enter(depth + 1)?;
+                if !self.closes(b']') {
+                    loop {
+                        self.value(depth + 1)?;
+                        if self.next_or_close(b']', "',' or ']'")? {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.invalid("a JSON value")),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), DecodeError> {
+        let end = self.at + word.len();
+        if self.text.get(self.at..end) != Some(word) {
+            return Err(self.invalid("true, false or null"));
+        }
+        self.at = end;
+        Ok(())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<(), DecodeError> {
+        self.at += usize::from(self.peek() == Some(b'-'));
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.invalid("a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Result<(), DecodeError> {
+        if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            return Err(self.invalid("a digit"));
+        }
+        self.digits();
+        Ok(())
+    }
+
+    /// The string whose opening quote is at `at`: the range between its quotes and
+    /// whether it has escapes.
+    fn string(&mut self) -> Result<(Range<usize>, bool), DecodeError> {
+        let start = self.at + 1;
+        self.at = start;
+        let mut escaped = false;
+        loop {
+            self.skip_plain();
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok((start..self.at - 1, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 1;
+                    self.escape()?;
+                }
+                Some(_) => return Err(self.invalid("no control character in a string")),
+                None => return Err(self.invalid("'\"' to end the string")),
+            }
+        }
+    }
+
+    /// Moves `at` to the next `"`, `\` or control character (or the end), eight bytes at a
+    /// time: most of a session's bytes are in strings.
+    fn skip_plain(&mut self) {
+        while let Some(word) = word_at(self.text, self.at) {
+            let special = equal_bytes(word, b'"') | equal_bytes(word, b'\\') | control_bytes(word);
+            if special != 0 {
+                self.at += (special.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.at += 8;
+        }
+        while self
+            .peek()
+            .is_some_and(|b| b != b'"' && b != b'\\' && b >= 0x20)
+        {
+            self.at += 1;
+        }
+    }
+
+    /// The escape after a backslash.
+    fn escape(&mut self) -> Result<(), DecodeError> {
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
+            Some(b'u') => {
+                let hex = self.text.get(self.at + 1..self.at + 5);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(self.invalid("four hex digits after \\u"));
+                }
+                self.at += 5;
+            }
+            _ => return Err(self.invalid("a valid escape")),
+        }
+        Ok(())
+    }
+}
