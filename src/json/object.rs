@@ -45,65 +45,93 @@ pub(crate) fn scan_object(
         text,
         at: 0,
         max_depth,
+        key_end: 0,
+        expected: "",
     };
-    scanner.whitespace();
-    if scanner.peek() != Some(b'{') {
-        return Err(scanner.invalid("a JSON object"));
-    }
-    scanner.enter(1)?;
-    if !scanner.closes(b'}') {
-        loop {
-            let (key, key_escaped) = scanner.key()?;
-            let start = scanner.at;
-            scanner.value(1)?;
-            member(Member {
-                key,
-                key_escaped,
-                value: start..scanner.at,
-            })?;
-            if scanner.next_or_close(b'}', "',' or '}'")? {
-                break;
+    let mut members = || -> Result<Result<(), DecodeError>, Stop> {
+        scanner.whitespace();
+        if scanner.peek() != Some(b'{') {
+            return Err(scanner.invalid("a JSON object"));
+        }
+        scanner.enter(1)?;
+        if !scanner.closes(b'}') {
+            loop {
+                let key_start = scanner.at + 1;
+                let key_escaped = scanner.key()?;
+                let key = key_start..scanner.key_end;
+                let start = scanner.at;
+                scanner.value(1)?;
+                if let Err(error) = member(Member {
+                    key,
+                    key_escaped,
+                    value: start..scanner.at,
+                }) {
+                    return Ok(Err(error));
+                }
+                if scanner.next_or_close(b'}', "',' or '}'")? {
+                    break;
+                }
             }
         }
+        scanner.whitespace();
+        match scanner.peek() {
+            None => Ok(Ok(())),
+            Some(_) => Err(scanner.invalid("the end of the data")),
+        }
+    };
+    match members() {
+        Ok(result) => result,
+        Err(Stop::TooDeep) => Err(DecodeError::TooDeep { limit: max_depth }),
+        Err(Stop::Invalid) => Err(DecodeError::Payload(serde_json::Error::custom(
+            format_args!(
+                "invalid JSON at byte {}: expected {}",
+                scanner.at, scanner.expected
+            ),
+        ))),
     }
-    scanner.whitespace();
-    match scanner.peek() {
-        None => Ok(()),
-        Some(_) => Err(scanner.invalid("the end of the data")),
-    }
+}
+
+/// Why scanning stopped; the details stay in the [`Scanner`], so that the hot functions
+/// return a result that fits in registers.
+enum Stop {
+    TooDeep,
+    Invalid,
 }
 
 struct Scanner<'a> {
     text: &'a [u8],
     at: usize,
     max_depth: usize,
+    /// Where the last key read ends (its closing quote).
+    key_end: usize,
+    /// What was expected where scanning stopped, for the error message.
+    expected: &'static str,
 }
 
 impl Scanner<'_> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
 
+    #[inline]
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.at += 1;
         }
     }
 
-    fn invalid(&self, expected: &str) -> DecodeError {
-        DecodeError::Payload(serde_json::Error::custom(format_args!(
-            "invalid JSON at byte {}: expected {expected}",
-            self.at
-        )))
+    #[cold]
+    fn invalid(&mut self, expected: &'static str) -> Stop {
+        self.expected = expected;
+        Stop::Invalid
     }
 
     /// Steps into the container at `at`, which is nested `depth` deep, and past the
     /// whitespace after its opening bracket.
-    fn enter(&mut self, depth: usize) -> Result<(), DecodeError> {
+    fn enter(&mut self, depth: usize) -> Result<(), Stop> {
         if depth > self.max_depth {
-            return Err(DecodeError::TooDeep {
-                limit: self.max_depth,
-            });
+            return Err(Stop::TooDeep);
         }
         if depth >= PARSER_DEPTH_LIMIT {
             return Err(self.invalid("less nesting (the JSON parser's recursion limit)"));
@@ -114,6 +142,7 @@ impl Scanner<'_> {
     }
 
     /// Consumes `close` if it comes next (an empty container).
+    #[inline]
     fn closes(&mut self, close: u8) -> bool {
         let closes = self.peek() == Some(close);
         self.at += usize::from(closes);
@@ -121,7 +150,8 @@ impl Scanner<'_> {
     }
 
     /// After a member or element: `,` (then `false`) or the closing bracket (then `true`).
-    fn next_or_close(&mut self, close: u8, expected: &str) -> Result<bool, DecodeError> {
+    #[inline]
+    fn next_or_close(&mut self, close: u8, expected: &'static str) -> Result<bool, Stop> {
         self.whitespace();
         match self.peek() {
             Some(b',') => {
@@ -137,12 +167,15 @@ impl Scanner<'_> {
         }
     }
 
-    /// A member's key and the `:` after it; leaves `at` on the value.
-    fn key(&mut self) -> Result<(Range<usize>, bool), DecodeError> {
+    /// A member's key and the `:` after it; leaves `at` on the value and `key_end` on the
+    /// key's closing quote. Returns whether the key has escapes.
+    #[inline]
+    fn key(&mut self) -> Result<bool, Stop> {
         if self.peek() != Some(b'"') {
             return Err(self.invalid("a string key"));
         }
         let key = self.string()?;
+        self.key_end = self.at - 1;
         self.whitespace();
         if self.peek() != Some(b':') {
             return Err(self.invalid("':'"));
@@ -153,7 +186,7 @@ impl Scanner<'_> {
     }
 
     /// The value at `at`, inside containers nested `depth` deep.
-    fn value(&mut self, depth: usize) -> Result<(), DecodeError> {
+    fn value(&mut self, depth: usize) -> Result<(), Stop> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
             Some(b'{') => {
@@ -189,7 +222,7 @@ impl Scanner<'_> {
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), DecodeError> {
+    fn literal(&mut self, word: &[u8]) -> Result<(), Stop> {
         let end = self.at + word.len();
         if self.text.get(self.at..end) != Some(word) {
             return Err(self.invalid("true, false or null"));
@@ -199,7 +232,8 @@ impl Scanner<'_> {
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn number(&mut self) -> Result<(), DecodeError> {
+    #[inline]
+    fn number(&mut self) -> Result<(), Stop> {
         self.at += usize::from(self.peek() == Some(b'-'));
         match self.peek() {
             Some(b'0') => self.at += 1,
@@ -226,7 +260,7 @@ impl Scanner<'_> {
         }
     }
 
-    fn some_digits(&mut self) -> Result<(), DecodeError> {
+    fn some_digits(&mut self) -> Result<(), Stop> {
         if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
             return Err(self.invalid("a digit"));
         }
@@ -234,18 +268,17 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// The string whose opening quote is at `at`: the range between its quotes and
-    /// whether it has escapes.
-    fn string(&mut self) -> Result<(Range<usize>, bool), DecodeError> {
-        let start = self.at + 1;
-        self.at = start;
+    /// The string whose opening quote is at `at`; returns whether it has escapes.
+    #[inline]
+    fn string(&mut self) -> Result<bool, Stop> {
+        self.at += 1;
         let mut escaped = false;
         loop {
             self.skip_plain();
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
-                    return Ok((start..self.at - 1, escaped));
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -260,6 +293,7 @@ impl Scanner<'_> {
 
     /// Moves `at` to the next `"`, `\` or control character (or the end), eight bytes at a
     /// time: most of a session's bytes are in strings.
+    #[inline]
     fn skip_plain(&mut self) {
         while let Some(word) = word_at(self.text, self.at) {
             let special = equal_bytes(word, b'"') | equal_bytes(word, b'\\') | control_bytes(word);
@@ -278,7 +312,8 @@ impl Scanner<'_> {
     }
 
     /// The escape after a backslash.
-    fn escape(&mut self) -> Result<(), DecodeError> {
+    #[inline]
+    fn escape(&mut self) -> Result<(), Stop> {
         match self.peek() {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
             Some(b'u') => {

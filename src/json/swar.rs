@@ -24,7 +24,8 @@ pub(super) const fn control_bytes(word: u64) -> u64 {
 }
 
 /// Eight bytes from `bytes[at..]`, little-endian, if there are eight.
+#[inline]
 pub(super) fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
-    let chunk: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(chunk))
+    let chunk = bytes.get(at..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*chunk))
 }
