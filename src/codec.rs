@@ -15,8 +15,6 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
-use xaes_256_gcm::aead::AeadInOut as _;
-use xaes_256_gcm::{Nonce, Tag};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::format::{self, GCM_TAG_LEN, HEADER_LEN, Header, Mode};
@@ -396,20 +394,19 @@ impl Codec {
 }
 
 /// Encrypts `plaintext` in place; `None` only if it exceeds XAES-256-GCM's 64 GiB limit.
-fn seal(key: &Prepared, nonce: &[u8], ad: &[u8], plaintext: &mut [u8]) -> Option<Tag> {
-    let nonce = Nonce::try_from(nonce).ok()?;
-    key.cipher
-        .encrypt_inout_detached(&nonce, ad, plaintext.into())
-        .ok()
+fn seal(
+    key: &Prepared,
+    nonce: &[u8],
+    ad: &[u8],
+    plaintext: &mut [u8],
+) -> Option<[u8; GCM_TAG_LEN]> {
+    key.cipher.seal(nonce.try_into().ok()?, ad, plaintext)
 }
 
 /// Decrypts `ciphertext` in place if `tag` authenticates it; `None` otherwise.
 fn open(key: &Prepared, nonce: &[u8], ad: &[u8], ciphertext: &mut [u8], tag: &[u8]) -> Option<()> {
-    let nonce = Nonce::try_from(nonce).ok()?;
-    let tag = Tag::try_from(tag).ok()?;
     key.cipher
-        .decrypt_inout_detached(&nonce, ad, ciphertext.into(), &tag)
-        .ok()
+        .open(nonce.try_into().ok()?, ad, ciphertext, tag.try_into().ok()?)
 }
 
 impl fmt::Debug for Codec {

@@ -62,9 +62,9 @@ pub(crate) const FORMAT_V1_ENCRYPTED: u8 = 0x02;
 
 /// format 1 + key id 4 + session id 16 + three u64 times 24.
 pub(crate) const HEADER_LEN: usize = 45;
-pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const NONCE_LEN: usize = crate::xaes::NONCE_LEN;
 pub(crate) const SIGNED_TAG_LEN: usize = 32;
-pub(crate) const GCM_TAG_LEN: usize = 16;
+pub(crate) const GCM_TAG_LEN: usize = crate::xaes::TAG_LEN;
 
 /// The parsed fixed-size header of a version-1 cookie.
 #[derive(Debug, Clone, Copy)]

@@ -17,10 +17,10 @@ use hmac::{Hmac, KeyInit as _};
 use rand::TryRng as _;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
-use xaes_256_gcm::Xaes256Gcm;
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
+use crate::xaes::Xaes;
 
 /// The minimum length of a master key, in bytes (256 bits).
 pub const MIN_KEY_LEN: usize = 32;
@@ -169,7 +169,7 @@ impl Key {
         Prepared {
             id: self.id,
             mac: Hmac::<Sha256>::new(&(*sign).into()),
-            cipher: Xaes256Gcm::new(&(*encrypt).into()),
+            cipher: Xaes::new(&encrypt),
         }
     }
 }
@@ -263,12 +263,12 @@ impl fmt::Debug for KeyId {
 
 /// The keyed state of one key, prepared once: the HMAC inner/outer state is cloned per
 /// message, and the AES key schedule of the XAES master key is kept. All of it is wiped on
-/// drop (the `zeroize` features of `hmac`, `sha2` and `xaes-256-gcm`).
+/// drop (the `zeroize` features of `hmac`, `sha2` and `aes`).
 #[derive(Clone)]
 pub(crate) struct Prepared {
     pub(crate) id: KeyId,
     pub(crate) mac: Hmac<Sha256>,
-    pub(crate) cipher: Xaes256Gcm,
+    pub(crate) cipher: Xaes,
 }
 
 /// Whether a cookie was opened with the current key or an older one of the ring.
@@ -419,6 +419,6 @@ mod tests {
         // `Hmac<Sha256>` has no marker of its own, but all it keeps is two SHA-256 cores
         // (the states after hashing the key xor ipad and opad), and those wipe themselves.
         wiped::<sha2::block_api::Sha256VarCore>();
-        wiped::<Xaes256Gcm>();
+        wiped::<Xaes>();
     }
 }

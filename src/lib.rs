@@ -20,6 +20,7 @@ mod stamp;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod xaes;
 
 /// Entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`); not API.
 #[cfg(fuzzing)]
