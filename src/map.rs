@@ -2,10 +2,10 @@
 //! are read.
 //!
 //! Decoding an authentic cookie checks the whole object ([`json::scan_object`] validates
-//! every value while measuring it) but builds no values: each entry records where its key and value lie
-//! in the object's text. A typed read deserializes straight from that slice; only a value
-//! handed out for mutation (or removed) is turned into a [`Value`] and kept. Writing the map
-//! back copies unchanged values byte for byte.
+//! every value while measuring it) but builds no values: each entry records where its key
+//! and value lie in the object's text. A typed read deserializes straight from that slice;
+//! only a value handed out for mutation (or removed) is turned into a [`Value`] and kept.
+//! Writing the map back copies unchanged values byte for byte.
 //!
 //! Change detection compares what each written key holds now with its value as loaded, so
 //! writing an equal value is not a change, exactly as with a full map, but only the keys
@@ -72,7 +72,7 @@ impl LazyMap {
             let key = if member.key_escaped {
                 // With its quotes: a JSON string, which serde_json decodes (and checks that
                 // its escapes make valid UTF-8).
-                let quoted = text.get(member.key.start - 1..member.key.end + 1);
+                let quoted = text.get(member.key.start.saturating_sub(1)..member.key.end + 1);
                 let key: String = serde_json::from_str(quoted.unwrap_or_default())
                     .map_err(DecodeError::Payload)?;
                 KeyText::Owned(key.into_boxed_str())
@@ -140,13 +140,15 @@ impl LazyMap {
         }
     }
 
-    /// The value under `key`, parsed and kept, to change in place.
+    /// The value under `key`, parsed and kept, to change in place; `None` also when the
+    /// stored JSON has no [`Value`] (see [`loaded_value`](Self::loaded_value)), which then
+    /// stays as it is.
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let at = self.find(key).ok()?;
         let loaded = match &self.entries[at].current {
             Current::Removed => return None,
             Current::Value(_) => None,
-            Current::Loaded => Some(self.loaded_value(&self.entries[at])),
+            Current::Loaded => Some(self.loaded_value(&self.entries[at])?),
         };
         let entry = &mut self.entries[at];
         if let Some(value) = loaded {
@@ -173,12 +175,12 @@ impl LazyMap {
         }
     }
 
-    /// Removes `key`, returning its value.
+    /// Removes `key`, returning its value (if it has a [`Value`]).
     pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
         let at = self.find(key).ok()?;
         let entry = &mut self.entries[at];
         match std::mem::replace(&mut entry.current, Current::Removed) {
-            Current::Loaded => Some(self.loaded_value(&self.entries[at])),
+            Current::Loaded => self.loaded_value(&self.entries[at]),
             Current::Value(value) => Some(value),
             Current::Removed => None,
         }
@@ -213,14 +215,17 @@ impl LazyMap {
     }
 
     /// Whether the map differs from what was loaded: a key added or removed, or a value
-    /// that is no longer equal to its loaded value. Parses only the written keys' values.
+    /// that is no longer equal to its loaded value (or whose loaded value has no [`Value`]
+    /// to compare with). Parses only the written keys' values.
     pub(crate) fn changed(&self) -> bool {
         self.entries
             .iter()
             .any(|entry| match (&entry.loaded, &entry.current) {
                 (_, Current::Loaded) | (None, Current::Removed) => false,
                 (Some(_), Current::Removed) | (None, Current::Value(_)) => true,
-                (Some(_), Current::Value(value)) => *value != self.loaded_value(entry),
+                (Some(_), Current::Value(value)) => {
+                    self.loaded_value(entry).as_ref() != Some(value)
+                }
             })
     }
 
@@ -251,19 +256,21 @@ impl LazyMap {
     }
 
     /// The whole map, parsed.
+    ///
+    /// # Errors
+    /// serde_json's error for a loaded value that has no [`Value`].
     #[cfg(feature = "beaker")]
-    pub(crate) fn to_map(&self) -> serde_json::Map<String, Value> {
-        self.entries
-            .iter()
-            .filter_map(|entry| {
-                let value = match &entry.current {
-                    Current::Loaded => self.loaded_value(entry),
-                    Current::Value(value) => value.clone(),
-                    Current::Removed => return None,
-                };
-                Some((entry.key(&self.text).to_owned(), value))
-            })
-            .collect()
+    pub(crate) fn to_map(&self) -> Result<serde_json::Map<String, Value>, serde_json::Error> {
+        let mut map = serde_json::Map::new();
+        for entry in &self.entries {
+            let value = match &entry.current {
+                Current::Loaded => serde_json::from_str(self.raw(entry).unwrap_or_default())?,
+                Current::Value(value) => value.clone(),
+                Current::Removed => continue,
+            };
+            map.insert(entry.key(&self.text).to_owned(), value);
+        }
+        Ok(map)
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
@@ -275,12 +282,11 @@ impl LazyMap {
         self.text.get(entry.loaded.clone()?)
     }
 
-    /// The loaded value of `entry`, parsed. The text was validated when the map was
-    /// loaded, so `Null` is unreachable in practice.
-    fn loaded_value(&self, entry: &Entry) -> Value {
-        self.raw(entry)
-            .and_then(|raw| serde_json::from_str(raw).ok())
-            .unwrap_or(Value::Null)
+    /// The loaded value of `entry`, parsed. `None` for valid JSON that a [`Value`] cannot
+    /// hold (a number beyond `f64`, an unpaired surrogate escape): only a key holder can
+    /// write such a cookie, and its text is then kept as it is rather than altered.
+    fn loaded_value(&self, entry: &Entry) -> Option<Value> {
+        serde_json::from_str(self.raw(entry)?).ok()
     }
 }
 

@@ -227,7 +227,8 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `key`, returning its value.
+    /// Removes `key`, returning its value. (The key is removed but `None` returned when
+    /// its stored JSON cannot be a [`Value`]; see [`get_mut`](Self::get_mut).)
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.state().data.remove(key)
     }
@@ -260,6 +261,10 @@ impl Session {
 
     /// The JSON value under `key`, to change in place. Whether it really changed is decided
     /// at `finish` by comparison, so taking it without changing it is not a change.
+    ///
+    /// `None` if there is no such key, and also if the stored JSON is valid but cannot be a
+    /// [`Value`] (a number beyond `f64`, an unpaired `\u` surrogate; only a holder of the
+    /// key can write such a cookie): that value is then kept exactly as it came.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.state().data.get_mut(key)
     }
@@ -559,7 +564,9 @@ fn encode(
             _ => crate::beaker::BeakerCookie::new(SessionMap::new(), now),
         };
         cookie.id = stamp.id().to_string();
-        cookie.data = persist.to_map();
+        cookie.data = persist
+            .to_map()
+            .map_err(crate::error::EncodeError::Serialize)?;
         return format.encode(&inner.config.name, &cookie);
     }
     #[cfg(not(feature = "beaker"))]

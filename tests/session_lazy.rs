@@ -184,3 +184,32 @@ fn values_taken_for_mutation_count_only_if_they_changed() {
         r#"{"cart":[{"qty":2,"sku":"A"}],"user":7}"#
     );
 }
+
+#[test]
+fn values_a_json_value_cannot_hold_are_kept_as_they_came() {
+    let sessions = sessions(Mode::Signed);
+    // Valid JSON, but beyond f64 and an unpaired surrogate: no `Value` holds them.
+    let mut browser = holding(&sessions, r#"{"big":1e400,"n":1,"s":"\ud800"}"#);
+    browser.request(&sessions, T0 + 1, |s| {
+        assert_eq!(s.outcome(), LoadOutcome::Loaded);
+        assert!(matches!(
+            s.get::<Value>("big"),
+            Err(SessionError::Value { .. })
+        ));
+        assert!(s.get_mut("big").is_none());
+        assert!(s.contains_key("big"));
+        s.insert("n", &2).unwrap();
+    });
+    assert_eq!(
+        payload(&sessions, &browser),
+        r#"{"big":1e400,"n":2,"s":"\ud800"}"#
+    );
+    // Writing over such a value is a change (it cannot be compared); removing it works.
+    let decision = browser.request(&sessions, T0 + 2, |s| {
+        s.insert("big", &1).unwrap();
+        assert_eq!(s.remove("s"), None);
+        assert!(!s.contains_key("s"));
+    });
+    assert!(matches!(decision.cookie, CookieAction::Set(_)));
+    assert_eq!(payload(&sessions, &browser), r#"{"big":1,"n":2}"#);
+}
