@@ -45,43 +45,35 @@ pub(crate) fn scan_object(
         text,
         at: 0,
         max_depth,
-        key_end: 0,
         expected: "",
     };
-    let mut members = || -> Result<Result<(), DecodeError>, Stop> {
+    let mut failure = None;
+    let mut scan = || {
         scanner.whitespace();
         if scanner.peek() != Some(b'{') {
             return Err(scanner.invalid("a JSON object"));
         }
-        scanner.enter(1)?;
-        if !scanner.closes(b'}') {
-            loop {
-                let key_start = scanner.at + 1;
-                let key_escaped = scanner.key()?;
-                let key = key_start..scanner.key_end;
-                let start = scanner.at;
-                scanner.value(1)?;
-                if let Err(error) = member(Member {
-                    key,
-                    key_escaped,
-                    value: start..scanner.at,
-                }) {
-                    return Ok(Err(error));
-                }
-                if scanner.next_or_close(b'}', "',' or '}'")? {
-                    break;
-                }
-            }
-        }
+        scanner.object(1, &mut |key, key_escaped, value| {
+            member(Member {
+                key,
+                key_escaped,
+                value,
+            })
+            .map_err(|error| {
+                failure = Some(error);
+                Stop::Member
+            })
+        })?;
         scanner.whitespace();
         match scanner.peek() {
-            None => Ok(Ok(())),
+            None => Ok(()),
             Some(_) => Err(scanner.invalid("the end of the data")),
         }
     };
-    match members() {
-        Ok(result) => result,
+    match scan() {
+        Ok(()) => Ok(()),
         Err(Stop::TooDeep) => Err(DecodeError::TooDeep { limit: max_depth }),
+        Err(Stop::Member) => failure.map_or(Ok(()), Err),
         Err(Stop::Invalid) => Err(DecodeError::Payload(serde_json::Error::custom(
             format_args!(
                 "invalid JSON at byte {}: expected {}",
@@ -96,14 +88,14 @@ pub(crate) fn scan_object(
 enum Stop {
     TooDeep,
     Invalid,
+    /// The caller's `member` function failed (its error is kept by the caller).
+    Member,
 }
 
 struct Scanner<'a> {
     text: &'a [u8],
     at: usize,
     max_depth: usize,
-    /// Where the last key read ends (its closing quote).
-    key_end: usize,
     /// What was expected where scanning stopped, for the error message.
     expected: &'static str,
 }
@@ -167,53 +159,66 @@ impl Scanner<'_> {
         }
     }
 
-    /// A member's key and the `:` after it; leaves `at` on the value and `key_end` on the
-    /// key's closing quote. Returns whether the key has escapes.
-    #[inline]
-    fn key(&mut self) -> Result<bool, Stop> {
-        if self.peek() != Some(b'"') {
-            return Err(self.invalid("a string key"));
+    /// The object at `at`, nested `depth` deep; `member` gets each member's key (between
+    /// its quotes), whether the key has escapes, and the value's text.
+    fn object(
+        &mut self,
+        depth: usize,
+        member: &mut impl FnMut(Range<usize>, bool, Range<usize>) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        self.enter(depth)?;
+        if self.closes(b'}') {
+            return Ok(());
         }
-        let key = self.string()?;
-        self.key_end = self.at - 1;
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.invalid("a string key"));
+            }
+            let key_start = self.at + 1;
+            let key_escaped = self.string()?;
+            let key = key_start..self.at - 1;
+            self.colon()?;
+            let value_start = self.at;
+            self.value(depth)?;
+            member(key, key_escaped, value_start..self.at)?;
+            if self.next_or_close(b'}', "',' or '}'")? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The array at `at`, nested `depth` deep.
+    fn array(&mut self, depth: usize) -> Result<(), Stop> {
+        self.enter(depth)?;
+        if self.closes(b']') {
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            if self.next_or_close(b']', "',' or ']'")? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The `:` after a key, with the whitespace around it.
+    #[inline]
+    fn colon(&mut self) -> Result<(), Stop> {
         self.whitespace();
         if self.peek() != Some(b':') {
             return Err(self.invalid("':'"));
         }
         self.at += 1;
         self.whitespace();
-        Ok(key)
+        Ok(())
     }
 
     /// The value at `at`, inside containers nested `depth` deep.
     fn value(&mut self, depth: usize) -> Result<(), Stop> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
-            Some(b'{') => {
-                self.enter(depth + 1)?;
-                if !self.closes(b'}') {
-                    loop {
-                        self.key()?;
-                        self.value(depth + 1)?;
-                        if self.next_or_close(b'}', "',' or '}'")? {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Some(b'[') => {
-                self.enter(depth + 1)?;
-                if !self.closes(b']') {
-                    loop {
-                        self.value(depth + 1)?;
-                        if self.next_or_close(b']', "',' or ']'")? {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Some(b'{') => self.object(depth + 1, &mut |_, _, _| Ok(())),
+            Some(b'[') => self.array(depth + 1),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
