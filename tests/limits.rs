@@ -213,3 +213,18 @@ fn invalid_cookie_names_are_refused() {
         }
     }
 }
+
+#[test]
+fn a_cookie_name_is_exactly_an_rfc_7230_token() {
+    // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`"
+    //       / "|" / "~" / DIGIT / ALPHA
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let codec = codec(Mode::Signed);
+    for byte in 0..=u8::MAX {
+        let Ok(name) = std::str::from_utf8(&[byte]).map(|n| format!("a{n}")) else {
+            continue;
+        };
+        let accepted = codec.encode(&name, &small(), &stamp()).is_ok();
+        assert_eq!(accepted, tchar(byte), "{name:?}");
+    }
+}
