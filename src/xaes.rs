@@ -57,7 +57,7 @@ impl Xaes {
         ad: &[u8],
         buffer: &mut [u8],
     ) -> Option<[u8; TAG_LEN]> {
-        let (gcm, nonce) = self.cipher(nonce);
+        let (gcm, nonce) = self.cipher(nonce)?;
         let tag = gcm
             .encrypt_inout_detached(nonce.into(), ad, buffer.into())
             .ok()?;
@@ -73,14 +73,19 @@ impl Xaes {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Option<()> {
-        let (gcm, nonce) = self.cipher(nonce);
+        let (gcm, nonce) = self.cipher(nonce)?;
         gcm.decrypt_inout_detached(nonce.into(), ad, buffer.into(), tag.into())
             .ok()
     }
 
     /// The AES-GCM instance for `nonce`, and the 12 bytes of the nonce that GCM takes.
-    fn cipher<'n>(&self, nonce: &'n [u8; NONCE_LEN]) -> (AesGcm<Aes256Enc, U12>, &'n [u8; 12]) {
+    /// (Always `Some`: the nonce splits into two halves of 12 bytes.)
+    fn cipher<'n>(
+        &self,
+        nonce: &'n [u8; NONCE_LEN],
+    ) -> Option<(AesGcm<Aes256Enc, U12>, &'n [u8; 12])> {
         let (derive, gcm_nonce) = nonce.split_at(12);
+        let gcm_nonce: &[u8; 12] = gcm_nonce.try_into().ok()?;
         // Kx = AES(K, [0,1,'X',0] || N[..12] ^ K1) || AES(K, [0,2,'X',0] || N[..12] ^ K1)
         let mut kx = Zeroizing::new([[0u8; 16]; 2]);
         for (counter, block) in (1u8..).zip(kx.iter_mut()) {
@@ -97,8 +102,7 @@ impl Xaes {
         key[..16].copy_from_slice(first);
         key[16..].copy_from_slice(second);
         let gcm = AesGcm::<Aes256Enc, U12>::new((&*key).into());
-        let gcm_nonce = gcm_nonce.try_into().unwrap_or(&[0; 12]);
-        (gcm, gcm_nonce)
+        Some((gcm, gcm_nonce))
     }
 }
 
