@@ -3,6 +3,8 @@
 //! ours round-trip. CI also has the real Beaker decode ours (`examples/beaker_interop.rs`).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::cast_possible_truncation)]
 
+mod common;
+
 use std::time::Duration;
 
 use cookie_session::beaker::{BeakerCipher, BeakerCookie, BeakerFormat};
@@ -88,15 +90,7 @@ fn cookies_made_by_real_beaker_decode_to_the_same_data() {
 #[test]
 fn the_wrong_keys_or_cipher_reject_real_beaker_cookies() {
     let file = vectors();
-    let find = |name: &str| {
-        file["vectors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let find = |name: &str| common::named(&file, name);
     let now = at(1_767_225_630.25);
     let signed = find("signed-simple");
     let value = signed["value"].as_str().unwrap();

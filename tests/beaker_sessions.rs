@@ -16,13 +16,7 @@ fn vectors() -> Value {
 }
 
 fn vector(name: &str) -> Value {
-    vectors()["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == name)
-        .unwrap()
-        .clone()
+    common::named(&vectors(), name)
 }
 
 fn sessions(migration: BeakerMigration, cipher: Option<BeakerCipher>) -> Sessions {

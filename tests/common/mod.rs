@@ -133,3 +133,14 @@ pub fn is_set(d: &Decision) -> bool {
 pub fn is_remove(d: &Decision) -> bool {
     matches!(d.cookie, CookieAction::Remove(_))
 }
+
+/// The vector called `name` in a vectors file (`{"vectors": [{"name": ..}, ..]}`).
+pub fn named(file: &Value, name: &str) -> Value {
+    file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no vector {name:?}"))
+        .clone()
+}
