@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 use crate::error::{DecodeError, EncodeError, KeyError};
 use crate::json;
 use crate::session::SessionMap;
-use crate::stamp::Deadline;
+use crate::stamp::{Deadline, SessionId};
 
 /// Beaker refuses to store a signed part longer than this (`Cookie value is too long`).
 const BEAKER_MAX_SIGNED_PART: usize = 4064;
@@ -215,7 +215,7 @@ impl BeakerFormat {
         }
         let map: Map<String, Value> = serde_json::from_slice(&payload).map_err(|e| {
             if e.is_data() {
-                DecodeError::Payload(e)
+                DecodeError::Payload(e.into())
             } else {
                 DecodeError::Malformed
             }
@@ -236,7 +236,8 @@ impl BeakerFormat {
     /// 64-character margin for its own re-save) or a browser (`name + value` over 4096)
     /// would refuse the cookie; [`EncodeError::Serialize`] if the data is not JSON.
     pub fn encode(&self, name: &str, cookie: &BeakerCookie) -> Result<String, EncodeError> {
-        let json = serde_json::to_vec(&cookie.payload()).map_err(EncodeError::Serialize)?;
+        let json =
+            serde_json::to_vec(&cookie.payload()).map_err(|e| EncodeError::Serialize(e.into()))?;
         let compressed = deflate(&json);
         let signed_part = match &self.encryption {
             None => STANDARD.encode(&compressed),
@@ -393,6 +394,23 @@ impl BeakerCookie {
             domain: None,
             path: "/".to_owned(),
         }
+    }
+
+    /// The session id: `_id` itself when it is 32 hex digits, as Beaker writes it;
+    /// otherwise one derived from it with SHA-256, so that the same Beaker session always
+    /// has the same id (and a revocation check can match it).
+    #[must_use]
+    pub fn session_id(&self) -> SessionId {
+        self.id.parse().unwrap_or_else(|_| {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::new()
+                .chain_update(b"cookie-session beaker _id\0")
+                .chain_update(self.id.as_bytes())
+                .finalize();
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&digest[..16]);
+            SessionId::from_bytes(bytes)
+        })
     }
 
     /// The same session, accessed at `now` (what Beaker's "touch" writes).

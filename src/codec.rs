@@ -241,7 +241,7 @@ impl Codec {
         buf.resize(ad_len + nonce_len, 0);
         fill_nonce(&mut buf[ad_len..]);
         let payload_at = buf.len();
-        write_json(&mut *buf).map_err(EncodeError::Serialize)?;
+        write_json(&mut *buf).map_err(|e| EncodeError::Serialize(e.into()))?;
 
         // Refuse before doing any crypto; the size is exact, not an estimate.
         let value_len = format::encoded_len(buf.len() - prefix_len + tag_len);
@@ -301,7 +301,7 @@ impl Codec {
             if !json::depth_within(json, max_depth) {
                 return Err(DecodeError::TooDeep { limit: max_depth });
             }
-            serde_json::from_slice(json).map_err(DecodeError::Payload)
+            serde_json::from_slice(json).map_err(|e| DecodeError::Payload(e.into()))
         })
     }
 

@@ -238,7 +238,8 @@ impl SessionConfig {
     }
 
     /// How long a session can live however active it is. Default 14 days; it bounds how
-    /// long a replayed cookie works.
+    /// long a replayed cookie works. Deadlines saturate at 9999-12-31T23:59:59Z, so
+    /// `Duration::MAX` is accepted (and unwise).
     #[must_use]
     pub const fn with_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
@@ -317,8 +318,8 @@ impl SessionConfig {
     /// Validates the configuration.
     ///
     /// # Errors
-    /// A [`ConfigError`] for a name that is not a token; a `__Secure-`/`__Host-` name
-    /// without `Secure`; a `__Host-` name with a `Domain` or a path other than `/`;
+    /// A [`ConfigError`] for a name that is not a token; a `__Secure-`/`__Host-` name (in
+    /// any case, as browsers match them) without `Secure`; a `__Host-` name with a `Domain` or a path other than `/`;
     /// `SameSite=None` or `Partitioned` without `Secure`; a `Path`/`Domain` over 1024 bytes
     /// or with characters an attribute cannot carry; a renewal threshold outside 1-100%;
     /// a zero idle timeout or lifetime.
@@ -338,12 +339,14 @@ impl SessionConfig {
         if let Some(domain) = &self.domain {
             check_attribute("Domain", domain)?;
         }
+        // Browsers match the prefixes case-insensitively (RFC 6265bis): `__HOST-sid` gets
+        // the `__Host-` rules there, so it must get them here.
         for prefix in ["__Secure-", "__Host-"] {
-            if self.name.starts_with(prefix) && !self.secure {
+            if has_prefix(&self.name, prefix) && !self.secure {
                 return Err(ConfigError::PrefixRequiresSecure { prefix });
             }
         }
-        if self.name.starts_with("__Host-") {
+        if has_prefix(&self.name, "__Host-") {
             if self.path != "/" {
                 return Err(ConfigError::HostPrefixRequiresRootPath);
             }
@@ -373,6 +376,13 @@ impl SessionConfig {
     }
 }
 
+/// Whether `name` starts with a cookie prefix, compared as browsers do: ASCII
+/// case-insensitively.
+pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
 /// At most 1024 bytes of visible ASCII other than `;` (which would end the attribute).
 fn check_attribute(attribute: &'static str, value: &str) -> Result<(), ConfigError> {
     if value.len() > MAX_ATTRIBUTE_LEN {
@@ -381,10 +391,17 @@ fn check_attribute(attribute: &'static str, value: &str) -> Result<(), ConfigErr
             len: value.len(),
         });
     }
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+    if !is_valid_attribute(value) {
         return Err(ConfigError::InvalidAttribute { attribute });
     }
     Ok(())
+}
+
+/// A non-empty attribute value of visible ASCII other than `;`, at most 1024 bytes.
+pub(crate) fn is_valid_attribute(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_ATTRIBUTE_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
 
 impl fmt::Debug for SessionConfig {

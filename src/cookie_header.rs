@@ -20,16 +20,20 @@ pub(crate) const MAX_AGE_CAP: Duration = Duration::from_secs(400 * 86_400);
 /// (at most [`MAX_CANDIDATES`]). Surrounding double quotes are removed; pairs that do not
 /// parse are skipped.
 ///
-/// The result is exactly what the cookie crate's `Cookie::split_parse` gives (a property
-/// test below holds it to that), without its cost on a session-sized header: it searches
-/// each pair for `;` twice with std's word-at-a-time search, where this splits once with
-/// `memchr` (SIMD) and looks at a pair only if it starts with `name`.
-pub(crate) fn find<'h>(headers: impl IntoIterator<Item = &'h str>, name: &str) -> Vec<String> {
+/// Headers are bytes: a browser may send any octet in another cookie of the site, and one
+/// such cookie must not hide the session's. Names and values are trimmed of SP and HTAB
+/// only, as RFC 6265bis says (the cookie crate's `str::trim` also strips Unicode spaces,
+/// so `\u{a0}__Host-session` would pass for `__Host-session`), and names compare byte for
+/// byte. On ASCII without such spaces the result is exactly what the cookie crate's
+/// `Cookie::split_parse` gives (a property test below holds it to that), without its cost
+/// on a session-sized header: this splits once with `memchr` (SIMD) and looks at a pair
+/// only if it starts with `name`.
+pub(crate) fn find<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Vec<String> {
     headers
         .into_iter()
         .flat_map(|header| {
             let mut start = 0;
-            memchr::memchr_iter(b';', header.as_bytes())
+            memchr::memchr_iter(b';', header)
                 .chain(std::iter::once(header.len()))
                 .map(move |end| {
                     let pair = header.get(start..end).unwrap_or_default();
@@ -37,25 +41,40 @@ pub(crate) fn find<'h>(headers: impl IntoIterator<Item = &'h str>, name: &str) -
                     pair
                 })
         })
-        .filter_map(|pair| parse_pair(pair).filter(|(n, _)| *n == name))
-        .map(|(_, value)| value.to_owned())
+        .filter_map(|pair| parse_pair(pair).filter(|(n, _)| *n == name.as_bytes()))
+        // A session value is base64url; one that is not UTF-8 stays a candidate, so that it
+        // is rejected (and removed) like any other malformed value.
+        .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
         .take(MAX_CANDIDATES)
         .collect()
 }
 
-/// A `name=value` pair as the cookie crate parses it: split at the first `=`, both sides
-/// trimmed, the name not empty; the value without one pair of surrounding double quotes.
-fn parse_pair(pair: &str) -> Option<(&str, &str)> {
-    let (name, value) = pair.split_once('=')?;
-    let name = name.trim();
+/// A `name=value` pair: split at the first `=`, both sides trimmed of SP and HTAB, the name
+/// not empty; the value without one pair of surrounding double quotes.
+fn parse_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
+    let eq = memchr::memchr(b'=', pair)?;
+    let name = trim(&pair[..eq]);
     if name.is_empty() {
         return None;
     }
-    let value = value.trim();
+    let value = trim(&pair[eq + 1..]);
     // A lone `"` is not a quoted value: it has no closing quote once the opening one is
     // stripped.
-    let unquoted = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+    let unquoted = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""));
     Some((name, unquoted.unwrap_or(value)))
+}
+
+/// Strips SP and HTAB, the only whitespace RFC 6265bis trims.
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 /// The `Set-Cookie` value that stores `value`, valid until `deadline` (persistent
@@ -86,6 +105,20 @@ pub(crate) fn removal(config: &SessionConfig) -> String {
     cookie.to_string()
 }
 
+/// The removal of a cookie of this name stored under another `Domain` (`None`: host-only)
+/// and `Path` than the configured ones.
+pub(crate) fn removal_at(config: &SessionConfig, domain: Option<&str>, path: &str) -> String {
+    let mut cookie = base(config, "");
+    cookie.unset_domain();
+    if let Some(domain) = domain {
+        cookie.set_domain(domain);
+    }
+    cookie.set_path(path);
+    cookie.set_max_age(time::Duration::ZERO);
+    cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
+    cookie.to_string()
+}
+
 fn base<'a>(config: &'a SessionConfig, value: &'a str) -> Cookie<'a> {
     let mut cookie = Cookie::new(config.name.as_str(), value);
     cookie.set_path(config.path.as_str());
@@ -111,6 +144,29 @@ mod tests {
 
     use super::*;
 
+    /// RFC 6265bis, section 5.4 (the `Cookie` header) read literally: split at `;`, then at
+    /// the first `=`, trim SP and HTAB, drop empty names; plus the cookie crate's removal
+    /// of one pair of surrounding quotes.
+    fn by_the_rfc(headers: &[String], name: &str) -> Vec<String> {
+        let sp_htab = |c: char| c == ' ' || c == '\t';
+        headers
+            .iter()
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(n, v)| (n.trim_matches(sp_htab), v.trim_matches(sp_htab)))
+            .filter(|(n, _)| !n.is_empty() && *n == name)
+            .map(|(_, v)| {
+                let unquoted = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+                unquoted.unwrap_or(v).to_owned()
+            })
+            .take(MAX_CANDIDATES)
+            .collect()
+    }
+
+    fn ours(headers: &[String], name: &str) -> Vec<String> {
+        find(headers.iter().map(|h| h.as_bytes()), name)
+    }
+
     /// The cookie crate's reading of the same headers.
     fn with_cookie_crate(headers: &[String], name: &str) -> Vec<String> {
         headers
@@ -126,20 +182,35 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
-        /// Same values, same order, as `Cookie::split_parse`, on headers made of the
-        /// characters that matter (separators, quotes, spaces, the name and near misses).
+        /// Same values, same order, as the RFC's algorithm, on headers made of the
+        /// characters that matter (separators, quotes, spaces of every kind, the name and
+        /// near misses).
         #[test]
-        fn reads_headers_as_the_cookie_crate_does(
+        fn reads_headers_as_the_rfc_says(
             headers in prop::collection::vec(
                 prop::collection::vec(prop::sample::select(vec![
                     "sid", "sid", "si", "sidx", "=", "=", ";", "; ", " ", "\t", "\"",
-                    "v", "abc", "\u{a0}", "\u{3000}", "é", ",",
+                    "v", "abc", "\u{a0}", "\u{3000}", "é", ",", "\u{b}", "\r",
                 ]), 0..16).prop_map(|parts| parts.concat()),
                 0..3,
             ),
         ) {
-            let ours = find(headers.iter().map(String::as_str), "sid");
-            prop_assert_eq!(ours, with_cookie_crate(&headers, "sid"));
+            prop_assert_eq!(ours(&headers, "sid"), by_the_rfc(&headers, "sid"));
+        }
+
+        /// Same values, same order, as `Cookie::split_parse` where the two agree on what
+        /// whitespace is: ASCII headers without other spaces than SP and HTAB.
+        #[test]
+        fn reads_ascii_headers_as_the_cookie_crate_does(
+            headers in prop::collection::vec(
+                prop::collection::vec(prop::sample::select(vec![
+                    "sid", "sid", "si", "sidx", "=", "=", ";", "; ", " ", "\t", "\"",
+                    "v", "abc", ",",
+                ]), 0..16).prop_map(|parts| parts.concat()),
+                0..3,
+            ),
+        ) {
+            prop_assert_eq!(ours(&headers, "sid"), with_cookie_crate(&headers, "sid"));
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum KeyError {
     EmptyRing,
     /// A Beaker key is empty.
     Empty,
+    /// The key text begins or ends with whitespace, typically the newline of a key file.
+    SurroundingWhitespace,
     /// A Beaker encryption setup needs ASCII keys (Beaker encodes them as ASCII).
     NotAscii,
 }
@@ -72,6 +74,10 @@ impl fmt::Display for KeyError {
             ),
             Self::EmptyRing => write!(f, "a key ring needs at least one key"),
             Self::Empty => write!(f, "key is empty"),
+            Self::SurroundingWhitespace => write!(
+                f,
+                "key text begins or ends with whitespace (a key file read with its newline?); trim it, or {KEYGEN_ADVICE}"
+            ),
             Self::NotAscii => write!(
                 f,
                 "beaker encrypts only with ASCII keys; use the exact keys of the Beaker application"
@@ -101,11 +107,14 @@ pub enum EncodeError {
         limit: usize,
     },
     /// The value could not be serialized as JSON.
-    Serialize(serde_json::Error),
+    Serialize(JsonError),
     /// The cookie name is empty or has characters outside an RFC 6265 token.
     InvalidName,
-    /// A time is before 1970 or a deadline lies beyond the year 9999.
+    /// A time is before 1970 or after the year 9999.
     InvalidTime,
+    /// The session reached its absolute lifetime during the request: it cannot be renewed,
+    /// only replaced by a new session.
+    LifetimeOver,
 }
 
 impl fmt::Display for EncodeError {
@@ -121,9 +130,10 @@ impl fmt::Display for EncodeError {
             ),
             Self::Serialize(_) => write!(f, "session data could not be serialized as JSON"),
             Self::InvalidName => f.write_str(INVALID_NAME),
-            Self::InvalidTime => write!(
+            Self::InvalidTime => write!(f, "time is before 1970 or after the year 9999"),
+            Self::LifetimeOver => write!(
                 f,
-                "time is before 1970 or a deadline lies beyond the year 9999"
+                "session reached its absolute lifetime and cannot be renewed; start a new session"
             ),
         }
     }
@@ -183,7 +193,7 @@ pub enum DecodeError {
     },
     /// The cookie is authentic but its JSON does not deserialize into the requested type
     /// (for a session map: the payload is not a JSON object).
-    Payload(serde_json::Error),
+    Payload(JsonError),
     /// The cookie name is empty or has characters outside an RFC 6265 token.
     InvalidName,
 }
@@ -330,8 +340,8 @@ pub enum SessionError {
     Value {
         /// The session key.
         key: String,
-        /// What serde_json reported.
-        source: serde_json::Error,
+        /// What went wrong, without the value itself.
+        source: JsonError,
     },
     /// The session could not be encoded into a cookie at `finish` (typically: too large).
     /// No header was produced; the browser keeps its previous cookie, so the previous
@@ -363,5 +373,143 @@ impl std::error::Error for SessionError {
 impl From<EncodeError> for SessionError {
     fn from(e: EncodeError) -> Self {
         Self::Encode(e)
+    }
+}
+
+/// A JSON conversion failed: what `serde_json` reported, **without the data**.
+///
+/// serde_json's messages quote the value they stumbled on (`invalid type: string "alice",
+/// expected u64`), and session values must never reach logs through an error chain. This
+/// keeps what helps to fix the code (the kind of problem, what type was expected, the
+/// position) and drops the value: the example becomes `invalid type: string, expected
+/// u64`. A custom message from a `Serialize`/`Deserialize` implementation is withheld
+/// entirely unless it has one of serde's standard shapes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonError {
+    message: Box<str>,
+    data: bool,
+    line: usize,
+    column: usize,
+}
+
+impl JsonError {
+    /// Redacts a serde_json error.
+    pub(crate) fn redact(error: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let data = error.classify() == Category::Data;
+        let text = error.to_string();
+        // serde_json appends the position when it knows it; it is kept in fields instead.
+        let text = match text.rfind(" at line ") {
+            Some(at) if error.line() != 0 => &text[..at],
+            _ => text.as_str(),
+        };
+        // Syntax, end-of-input and I/O messages are fixed texts of serde_json's (they never
+        // quote the input); only data errors can carry values.
+        let message = if data {
+            redact_data_message(text)
+        } else {
+            text.to_owned()
+        };
+        Self {
+            message: message.into(),
+            data,
+            line: error.line(),
+            column: error.column(),
+        }
+    }
+
+    /// A message of this crate's own, which never contains data.
+    pub(crate) fn own(message: impl Into<Box<str>>) -> Self {
+        Self {
+            message: message.into(),
+            data: true,
+            line: 0,
+            column: 0,
+        }
+    }
+
+    /// Whether the JSON was well-formed but did not fit the type (as opposed to a syntax
+    /// error or truncated input).
+    #[must_use]
+    pub fn is_data(&self) -> bool {
+        self.data
+    }
+
+    /// The 1-based line of the error in the JSON text, or 0 if there is no position (as when
+    /// serializing).
+    #[must_use]
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The 1-based column of the error, or 0 if there is no position.
+    #[must_use]
+    pub fn column(&self) -> usize {
+        self.column
+    }
+}
+
+/// Keeps the shape of serde's standard data errors and drops the values they quote.
+fn redact_data_message(text: &str) -> String {
+    // "invalid type: string \"alice\", expected u64": keep the words naming the kind of
+    // value (letters and spaces up to the quoted value), and the `expected` part, which
+    // comes from the type's own description. It is the last ", expected " in the text: a
+    // quoted value comes before it.
+    let expected = text
+        .rfind(", expected ")
+        .map(|at| &text[at + 2..])
+        .filter(|e| !e.contains(['"', '\n']));
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let (Some(rest), Some(expected)) = (text.strip_prefix(prefix), expected) {
+            let kind = rest
+                .split(|c: char| !(c.is_ascii_alphabetic() || c == ' '))
+                .next()
+                .unwrap_or_default()
+                .trim();
+            return format!("{prefix}{kind}, {expected}");
+        }
+    }
+    for prefix in [
+        "invalid length",
+        "unknown variant",
+        "unknown field",
+        "missing field",
+        "duplicate field",
+    ] {
+        if text.starts_with(prefix) {
+            return match expected {
+                Some(expected) => format!("{prefix}, {expected}"),
+                None => prefix.to_owned(),
+            };
+        }
+    }
+    "the data does not fit the type (details withheld: they may quote session data)".to_owned()
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if self.line != 0 {
+            write!(f, " at line {} column {}", self.line, self.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonError")
+            .field("message", &self.message)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .finish()
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::redact(&error)
     }
 }

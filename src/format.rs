@@ -141,9 +141,18 @@ pub(crate) fn write_name_prefix(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(name.as_bytes());
 }
 
-/// Whether `name` can be a cookie name: a non-empty RFC 6265 token of at most `u16::MAX`
-/// bytes (visible ASCII without separators).
-pub(crate) fn is_valid_name(name: &str) -> bool {
+/// Whether `name` can be a session cookie name: a non-empty RFC 6265 token of at most
+/// `u16::MAX` bytes (visible ASCII without separators), as [`SessionConfig::build`] and the
+/// codec require.
+///
+/// ```
+/// assert!(cookie_session::is_valid_name("__Host-session"));
+/// assert!(!cookie_session::is_valid_name("my session"));
+/// ```
+///
+/// [`SessionConfig::build`]: crate::SessionConfig::build
+#[must_use]
+pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= usize::from(u16::MAX) && name.bytes().all(is_token_byte)
 }
 

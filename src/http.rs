@@ -31,16 +31,16 @@ use crate::session::{Decision, Session, Sessions};
 /// enables a token source ([`SessionConfig::with_token_source`](crate::SessionConfig::with_token_source)),
 /// the query parameter named like the cookie is tried after the cookies.
 pub fn load(sessions: &Sessions, headers: &HeaderMap, uri: &Uri, now: OffsetDateTime) -> Session {
-    let cookies = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+    // As bytes: one cookie with a non-ASCII octet must not hide the whole header.
+    let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
     let token = sessions
         .config()
         .token_source
         .then(|| query_param(uri.query()?, sessions.name()))
         .flatten();
-    sessions.load_with_token(cookies, token.as_deref(), now)
+    let mut session = sessions.load_bytes(cookies, now);
+    session.add_token(token.as_deref());
+    session
 }
 
 /// The first value of the query parameter `name`, percent-decoded.
@@ -50,13 +50,13 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// Applies `decision` to a response's headers: appends the `Set-Cookie` (other cookies are
+/// Applies `decision` to a response's headers: appends each `Set-Cookie` (other cookies are
 /// kept), adds `Vary: Cookie` unless the response already varies on it (or on `*`), and
 /// makes the response `private` for shared caches: an existing `Cache-Control` keeps its
 /// directives except `public` and `s-maxage`, and one with `private` or `no-store` is left
 /// alone.
 pub fn apply(decision: &Decision, headers: &mut HeaderMap) {
-    if let Some(set_cookie) = decision.set_cookie() {
+    for set_cookie in decision.set_cookies() {
         // Set-Cookie values here are visible ASCII (validated name and attributes,
         // base64url or Beaker's base64 value), which is always a valid header value.
         match HeaderValue::from_str(set_cookie) {

@@ -97,12 +97,14 @@ impl Key {
     /// Uses `bytes` as a master key.
     ///
     /// # Errors
-    /// [`KeyError::WellKnown`] for a placeholder secret such as `"keyboard cat"`,
-    /// [`KeyError::TooShort`] for fewer than [`MIN_KEY_LEN`] bytes, and
-    /// [`KeyError::LowEntropy`] for a key that repeats a short pattern or uses fewer than 8
-    /// distinct byte values.
+    /// [`KeyError::WellKnown`] for a placeholder secret such as `"keyboard cat"`, or text
+    /// that contains one (`"my-secret-key-2024-..."`); [`KeyError::SurroundingWhitespace`]
+    /// for text with a leading or trailing space or newline (a key file read with its
+    /// newline); [`KeyError::TooShort`] for fewer than [`MIN_KEY_LEN`] bytes, and
+    /// [`KeyError::LowEntropy`] for a key that (all but a few bytes of it) repeats a
+    /// pattern of up to 16 bytes, or that uses fewer than 8 distinct byte values.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        if is_well_known(bytes) {
+        if is_well_known(bytes) || contains_placeholder(bytes) {
             return Err(KeyError::WellKnown);
         }
         if bytes.len() < MIN_KEY_LEN {
@@ -110,6 +112,9 @@ impl Key {
         }
         if is_low_entropy(bytes) {
             return Err(KeyError::LowEntropy);
+        }
+        if is_text(bytes) && bytes.trim_ascii().len() != bytes.len() {
+            return Err(KeyError::SurroundingWhitespace);
         }
         let secret = Zeroizing::new(bytes.to_vec());
         let id = KeyId(*derive::<4>(&secret, INFO_KEY_ID));
@@ -218,13 +223,50 @@ fn is_well_known(bytes: &[u8]) -> bool {
     WELL_KNOWN.iter().any(|w| w.as_bytes() == normalized)
 }
 
-/// One repeated byte, a pattern of up to 16 bytes repeated ("changemechangeme..."), or
-/// fewer than 8 distinct byte values: none of these is a random key. A random 32-byte key
-/// has about 30 distinct values; even a hex-encoded one has 16.
+/// Placeholders of at least this many letters are also refused inside longer text. Shorter
+/// ones ("dev", "test") are too likely in random text to refuse on sight.
+const MIN_PLACEHOLDER_INSIDE: usize = 6;
+
+/// Text (a typed or templated key, not random bytes) that contains a placeholder secret:
+/// `"your-secret-key-your-secret-key!"`, `"changeme-in-production-0123456789"`. Random
+/// bytes are never all printable, so a generated key is never refused here.
+fn contains_placeholder(bytes: &[u8]) -> bool {
+    if !is_text(bytes) {
+        return false;
+    }
+    let normalized = normalize(bytes);
+    WELL_KNOWN
+        .iter()
+        .filter(|w| w.len() >= MIN_PLACEHOLDER_INSIDE)
+        .any(|w| {
+            normalized
+                .windows(w.len())
+                .any(|window| window == w.as_bytes())
+        })
+}
+
+/// Printable ASCII and ASCII whitespace only: the key was typed or read from a text file.
+fn is_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+}
+
+/// A key that, but for at most one byte in eight, repeats a pattern of up to 16 bytes
+/// ("changemechangeme...", even with a newline or a "1" appended), or that uses fewer than
+/// 8 distinct byte values: none of these is a random key. For a random key each compared
+/// pair of bytes differs with probability 255/256 (15/16 for hex text), so it is nowhere
+/// near the threshold; a random 32-byte key has about 30 distinct values, a hex one 16.
 fn is_low_entropy(bytes: &[u8]) -> bool {
-    let repeats_with_period =
-        |p: usize| bytes.iter().zip(bytes.iter().skip(p)).all(|(a, b)| a == b);
-    if (1..=16).any(|p| p < bytes.len() && repeats_with_period(p)) {
+    let mismatches = |p: usize| {
+        bytes
+            .iter()
+            .zip(bytes.iter().skip(p))
+            .filter(|(a, b)| a != b)
+            .count()
+    };
+    let allowed = bytes.len() / 8;
+    if (1..=16).any(|p| p < bytes.len() && mismatches(p) <= allowed) {
         return true;
     }
     let mut seen = [false; 256];

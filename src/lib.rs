@@ -7,6 +7,7 @@ pub mod beaker;
 mod codec;
 mod config;
 mod cookie_header;
+mod diagnostics;
 mod error;
 mod format;
 #[cfg(feature = "http")]
@@ -34,8 +35,8 @@ pub mod fuzzing {
 
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
 pub use config::{Persistence, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
-pub use error::{ConfigError, DecodeError, EncodeError, KeyError, SessionError};
-pub use format::{Inspection, Mode, inspect};
+pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
+pub use format::{Inspection, Mode, inspect, is_valid_name};
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
 pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};
 pub use stamp::{Deadline, InvalidSessionId, SessionId, Stamp};

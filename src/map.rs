@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::de;
 use serde_json::Value;
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, JsonError};
 use crate::json;
 
 /// A session's data, lazily parsed. Keys are kept sorted and unique, like the
@@ -65,7 +65,7 @@ impl LazyMap {
     /// a well-formed JSON object.
     pub(crate) fn parse(json: &[u8], max_depth: usize) -> Result<Self, DecodeError> {
         let text = std::str::from_utf8(json).map_err(|_| {
-            DecodeError::Payload(de::Error::custom("the session data is not valid UTF-8"))
+            DecodeError::Payload(JsonError::own("the session data is not valid UTF-8"))
         })?;
         let mut entries = Vec::with_capacity(8);
         json::scan_object(json, max_depth, |member| {
@@ -74,7 +74,7 @@ impl LazyMap {
                 // its escapes make valid UTF-8).
                 let quoted = text.get(member.key.start.saturating_sub(1)..member.key.end + 1);
                 let key: String = serde_json::from_str(quoted.unwrap_or_default())
-                    .map_err(DecodeError::Payload)?;
+                    .map_err(|e| DecodeError::Payload(e.into()))?;
                 KeyText::Owned(key.into_boxed_str())
             } else {
                 KeyText::Loaded(member.key)
@@ -105,7 +105,7 @@ impl LazyMap {
     /// another format).
     #[cfg(feature = "beaker")]
     pub(crate) fn from_map(map: &serde_json::Map<String, Value>) -> Result<Self, DecodeError> {
-        let json = serde_json::to_vec(map).map_err(DecodeError::Payload)?;
+        let json = serde_json::to_vec(map).map_err(|e| DecodeError::Payload(e.into()))?;
         Self::parse(&json, usize::MAX)
     }
 

@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use crate::codec::Codec;
 use crate::config::{SaveMode, SessionConfig, TouchPolicy};
 use crate::cookie_header;
-use crate::error::{DecodeError, SessionError};
+use crate::diagnostics;
+use crate::error::{DecodeError, EncodeError, SessionError};
 use crate::key::KeyAge;
 use crate::map::LazyMap;
 use crate::stamp::{Deadline, SessionId, Stamp};
@@ -55,6 +56,17 @@ impl Sessions {
         cookie_headers: impl IntoIterator<Item = &'h str>,
         now: OffsetDateTime,
     ) -> Session {
+        self.load_bytes(cookie_headers.into_iter().map(str::as_bytes), now)
+    }
+
+    /// Like [`load`](Self::load), from header values as bytes (`http::HeaderValue::as_bytes`):
+    /// a `Cookie` header that is not UTF-8 (another cookie of the site holding Latin-1 or
+    /// raw bytes) still yields the session's cookie.
+    pub fn load_bytes<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+        now: OffsetDateTime,
+    ) -> Session {
         Session {
             sessions: self.clone(),
             now,
@@ -74,11 +86,7 @@ impl Sessions {
         now: OffsetDateTime,
     ) -> Session {
         let mut session = self.load(cookie_headers, now);
-        if let Some(token) = token.filter(|_| self.inner.config.token_source)
-            && session.candidates.len() < cookie_header::MAX_CANDIDATES
-        {
-            session.candidates.push(token.to_owned());
-        }
+        session.add_token(token);
         session
     }
 
@@ -159,6 +167,10 @@ struct State {
     regenerated: bool,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
+    /// Where an authentic Beaker cookie of this request is stored, when that is not where
+    /// the configuration writes: every response that sets or removes the session also
+    /// removes it there. Kept through `delete()`.
+    stray: Stray,
 }
 
 #[cfg(feature = "beaker")]
@@ -166,7 +178,20 @@ type Legacy = Option<crate::beaker::BeakerCookie>;
 #[cfg(not(feature = "beaker"))]
 type Legacy = ();
 
+/// A cookie's `Domain` (`None`: host-only) and `Path`, if it has to be cleaned up. (Only
+/// Beaker cookies can be stored elsewhere today.)
+type Stray = Option<(Option<String>, String)>;
+
 impl Session {
+    /// Tries `token` after the cookies, if the configuration enables a token source.
+    pub(crate) fn add_token(&mut self, token: Option<&str>) {
+        if let Some(token) = token.filter(|_| self.sessions.inner.config.token_source)
+            && self.candidates.len() < cookie_header::MAX_CANDIDATES
+        {
+            self.candidates.push(token.to_owned());
+        }
+    }
+
     fn state(&mut self) -> &mut State {
         let Self {
             sessions,
@@ -182,8 +207,11 @@ impl Session {
         self.state().outcome
     }
 
-    /// Why the cookie was rejected, when [`outcome`](Self::outcome) is not `Loaded`. The
-    /// first rejection is kept; this is for logs, never for the client.
+    /// Why the cookie was rejected: `Some` exactly when [`outcome`](Self::outcome) is
+    /// [`Invalid`](LoadOutcome::Invalid) or [`Expired`](LoadOutcome::Expired), and then the
+    /// error behind that outcome (of several same-named cookies, the one that decided it).
+    /// `None` whenever a cookie loaded, even if an earlier same-named one was rejected.
+    /// This is for logs, never for the client.
     pub fn rejection(&mut self) -> Option<&DecodeError> {
         self.state().rejection.as_ref()
     }
@@ -316,6 +344,7 @@ impl Session {
         state.stamp = None;
         state.regenerated = false;
         state.legacy = Legacy::default();
+        // `stray` stays: the removal must reach the Beaker cookie where it is stored.
     }
 
     /// Gives the session a new identity, keeping its data: a fresh random id, and the
@@ -367,43 +396,72 @@ impl Session {
                 CookieAction::Remove(cookie_header::removal(config))
             }
         } else {
-            let stamp = match state.stamp {
+            match state.stamp {
                 // A new session (none came in, or it was expired, revoked or invalid).
-                None => Some(Stamp::new(now, config.idle, config.lifetime)?),
-                Some(stamp) if state.regenerated => Some(stamp),
+                None => {
+                    let stamp = Stamp::new(now, config.idle, config.lifetime)?;
+                    set(inner, &state, persist, &stamp, now)?
+                }
+                Some(stamp) if state.regenerated => set(inner, &state, persist, &stamp, now)?,
                 Some(stamp) => {
                     let changed = persist.changed();
                     let rotate =
                         state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys;
                     let reformat = format_changes(config, &state);
-                    (changed
-                        || rotate
-                        || reformat
-                        || touch_due(config.touch, &stamp, config.idle, now))
-                    .then(|| stamp.renewed(now, config.idle))
-                    .transpose()?
-                }
-            };
-            match stamp {
-                None => CookieAction::Keep,
-                // The request outlived the session (loaded before its absolute deadline,
-                // finished after it): there is nothing valid left to store.
-                Some(stamp) if stamp.remaining(now).is_zero() => {
-                    CookieAction::Remove(cookie_header::removal(config))
-                }
-                Some(stamp) => {
-                    let value = encode(inner, &state, persist, &stamp, now)?;
-                    CookieAction::Set(cookie_header::set(
-                        config,
-                        &value,
-                        stamp.idle_deadline(),
-                        now,
-                    ))
+                    let due = touch_due(config.touch, &stamp, config.idle, now);
+                    if changed || rotate || reformat || due {
+                        match stamp.renewed(now, config.idle) {
+                            // The request outlived the session (loaded before its absolute
+                            // deadline, finished after it): nothing valid is left to store.
+                            Err(EncodeError::LifetimeOver) => {
+                                CookieAction::Remove(cookie_header::removal(config))
+                            }
+                            Err(error) => return Err(error.into()),
+                            Ok(renewed) => match set(inner, &state, persist, &renewed, now) {
+                                // Only a re-issue was asked for (a format upgrade, a renewal,
+                                // a key rotation) and the unchanged data does not fit the
+                                // format written now: the cookie the browser holds still
+                                // works, so keep it rather than fail every request.
+                                Err(EncodeError::TooLarge { size, limit }) if !changed => {
+                                    diagnostics::reissue_deferred(
+                                        config.name.as_str(),
+                                        size,
+                                        limit,
+                                    );
+                                    CookieAction::Keep
+                                }
+                                other => other?,
+                            },
+                        }
+                    } else {
+                        CookieAction::Keep
+                    }
                 }
             }
         };
-        Ok(Decision::accessed(action))
+        let removals = match &action {
+            CookieAction::Keep => Vec::new(),
+            _ => stray_removal(config, &state.stray).into_iter().collect(),
+        };
+        Ok(Decision::accessed(action, removals))
     }
+}
+
+/// The `Set-Cookie` that stores `persist` under `stamp`.
+fn set(
+    inner: &Inner,
+    state: &State,
+    persist: &LazyMap,
+    stamp: &Stamp,
+    now: OffsetDateTime,
+) -> Result<CookieAction, EncodeError> {
+    let value = encode(inner, state, persist, stamp, now)?;
+    Ok(CookieAction::Set(cookie_header::set(
+        &inner.config,
+        &value,
+        stamp.idle_deadline(),
+        now,
+    )))
 }
 
 /// Whether a read-only request re-issues under this policy.
@@ -427,10 +485,19 @@ fn touch_due(
 }
 
 /// Tries the candidates in order; the first authentic, unexpired, unrevoked one wins.
+/// Otherwise the most telling failure is reported: revoked over expired over invalid, the
+/// first of equals.
 fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> State {
     let inner = &sessions.inner;
     let mut outcome = LoadOutcome::New;
     let mut rejection = None;
+    let mut stray = None;
+    let mut report = |found: LoadOutcome, error: Option<DecodeError>| {
+        if rank(found) > rank(outcome) {
+            outcome = found;
+            rejection = error;
+        }
+    };
     for value in candidates {
         match open(inner, value, now) {
             Ok(opened) => {
@@ -440,30 +507,29 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                     .as_ref()
                     .is_some_and(|check| check(opened.stamp.id(), opened.stamp.issued_at()));
                 if revoked {
-                    outcome = LoadOutcome::Revoked;
+                    report(LoadOutcome::Revoked, None);
+                    keep_stray(&mut stray, opened.stray);
                     continue;
                 }
+                keep_stray(&mut stray, opened.stray);
                 return State {
                     outcome: opened.outcome,
-                    rejection,
+                    rejection: None,
                     stamp: Some(opened.stamp),
                     data: opened.data,
                     committed: None,
                     regenerated: false,
                     legacy: opened.legacy,
+                    stray,
                 };
             }
-            Err(error) => {
-                // Report the most telling failure: an authentic-but-expired or revoked
-                // cookie over a rejected one.
-                match (&error, outcome) {
-                    (DecodeError::Expired(deadline), LoadOutcome::New | LoadOutcome::Invalid) => {
-                        outcome = LoadOutcome::Expired(*deadline);
-                    }
-                    (_, LoadOutcome::New) => outcome = LoadOutcome::Invalid,
-                    _ => {}
-                }
-                rejection.get_or_insert(error);
+            Err(rejected) => {
+                let found = match rejected.error {
+                    DecodeError::Expired(deadline) => LoadOutcome::Expired(deadline),
+                    _ => LoadOutcome::Invalid,
+                };
+                report(found, Some(rejected.error));
+                keep_stray(&mut stray, rejected.stray);
             }
         }
     }
@@ -475,6 +541,24 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         committed: None,
         regenerated: false,
         legacy: Legacy::default(),
+        stray,
+    }
+}
+
+/// How telling a failed load is.
+fn rank(outcome: LoadOutcome) -> u8 {
+    match outcome {
+        LoadOutcome::Revoked => 3,
+        LoadOutcome::Expired(_) => 2,
+        LoadOutcome::Invalid => 1,
+        _ => 0,
+    }
+}
+
+/// The first stray location found is the one cleaned up.
+fn keep_stray(kept: &mut Stray, found: Stray) {
+    if kept.is_none() {
+        *kept = found;
     }
 }
 
@@ -484,11 +568,25 @@ struct Opened {
     stamp: Stamp,
     data: LazyMap,
     legacy: Legacy,
+    stray: Stray,
+}
+
+/// A candidate that did not load, and (for an authentic Beaker cookie past a deadline)
+/// where it is stored.
+struct Rejected {
+    error: DecodeError,
+    stray: Stray,
+}
+
+impl From<DecodeError> for Rejected {
+    fn from(error: DecodeError) -> Self {
+        Self { error, stray: None }
+    }
 }
 
 /// Decodes one candidate value: the native format, then (with the `beaker` feature and a
 /// Beaker configuration) Beaker's, for values that are not native-format at all.
-fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, DecodeError> {
+fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejected> {
     let native = inner
         .codec
         .decode_json(&inner.config.name, value, now, LazyMap::parse);
@@ -496,21 +594,30 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Decod
     if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some((format, _))) =
         (&native, &inner.config.beaker)
     {
-        let cookie = format.decode(value, now)?;
-        let id = cookie.id.parse().unwrap_or_else(|_| SessionId::generate());
         let config = &inner.config;
+        let cookie = format.decode(value, now)?;
+        let stray = stray_location(config, &cookie);
         let stamp = Stamp::legacy(
-            id,
+            cookie.session_id(),
             cookie.creation_time,
             cookie.accessed_time,
             config.idle,
             config.lifetime,
         );
+        // The configured deadlines hold for Beaker sessions exactly as for native ones.
+        let unix_now = crate::stamp::unix(now).unwrap_or(u64::MAX);
+        if let Err(deadline) = stamp.check(unix_now) {
+            return Err(Rejected {
+                error: DecodeError::Expired(deadline),
+                stray,
+            });
+        }
         return Ok(Opened {
             outcome: LoadOutcome::LoadedBeaker,
             stamp,
             data: LazyMap::from_map(&cookie.data)?,
             legacy: Some(cookie),
+            stray,
         });
     }
     let opened = native?;
@@ -522,7 +629,42 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Decod
         stamp: opened.stamp,
         data: opened.value,
         legacy: Legacy::default(),
+        stray: None,
     })
+}
+
+/// Where a Beaker cookie is stored (its `_domain`/`_path`, from which Beaker takes the
+/// attributes), if that differs from where this configuration writes and is a location a
+/// `Set-Cookie` can name.
+#[cfg(feature = "beaker")]
+fn stray_location(config: &SessionConfig, cookie: &crate::beaker::BeakerCookie) -> Stray {
+    let domain = cookie.domain.as_deref().filter(|d| !d.is_empty());
+    let same_domain = match (domain, config.domain.as_deref()) {
+        (None, None) => true,
+        (Some(a), Some(b)) => same_domain(a, b),
+        _ => false,
+    };
+    if same_domain && cookie.path == config.path {
+        return None;
+    }
+    // Authenticated, but still text that goes into a header: no attribute injection.
+    let valid = crate::config::is_valid_attribute(&cookie.path)
+        && cookie.path.starts_with('/')
+        && domain.is_none_or(crate::config::is_valid_attribute);
+    valid.then(|| (domain.map(str::to_owned), cookie.path.clone()))
+}
+
+/// Browsers ignore a leading dot and compare domains case-insensitively.
+#[cfg(feature = "beaker")]
+fn same_domain(a: &str, b: &str) -> bool {
+    a.trim_start_matches('.')
+        .eq_ignore_ascii_case(b.trim_start_matches('.'))
+}
+
+/// The removal of the session cookie at a stray location.
+fn stray_removal(config: &SessionConfig, stray: &Stray) -> Option<String> {
+    let (domain, path) = stray.as_ref()?;
+    Some(cookie_header::removal_at(config, domain.as_deref(), path))
 }
 
 /// Whether the cookie must be re-issued because it is in the other format than the one
@@ -555,18 +697,29 @@ fn encode(
     persist: &LazyMap,
     stamp: &Stamp,
     now: OffsetDateTime,
-) -> Result<String, crate::error::EncodeError> {
+) -> Result<String, EncodeError> {
     #[cfg(feature = "beaker")]
     if let Some(format) = beaker_writer(&inner.config) {
         // Keep Beaker's internal keys, unless the session was regenerated or is new.
         let mut cookie = match (&state.legacy, state.regenerated) {
+            // The loaded `_id` is kept as it was, even if it is not 32 hex digits (its
+            // session id is then derived from it, stably).
             (Some(loaded), false) => loaded.touched(now),
-            _ => crate::beaker::BeakerCookie::new(SessionMap::new(), now),
+            _ => {
+                let mut fresh = crate::beaker::BeakerCookie::new(SessionMap::new(), now);
+                fresh.id = stamp.id().to_string();
+                fresh
+            }
         };
-        cookie.id = stamp.id().to_string();
+        // Beaker writes its cookie where `_domain`/`_path` say: make that where this
+        // configuration writes, so that both applications keep one cookie.
+        if state.stray.is_some() {
+            cookie.domain.clone_from(&inner.config.domain);
+            cookie.path.clone_from(&inner.config.path);
+        }
         cookie.data = persist
             .to_map()
-            .map_err(crate::error::EncodeError::Serialize)?;
+            .map_err(|e| EncodeError::Serialize(e.into()))?;
         return format.encode(&inner.config.name, &cookie);
     }
     #[cfg(not(feature = "beaker"))]
@@ -579,7 +732,7 @@ fn encode(
 fn value_error(key: &str, source: serde_json::Error) -> SessionError {
     SessionError::Value {
         key: key.to_owned(),
-        source,
+        source: source.into(),
     }
 }
 
@@ -614,6 +767,11 @@ pub enum CookieAction {
 pub struct Decision {
     /// What to do with the cookie.
     pub cookie: CookieAction,
+    /// Further `Set-Cookie` header values that delete other copies of the session cookie,
+    /// sent with [`cookie`](Self::cookie): a Beaker cookie stored under another `Domain` or
+    /// `Path` than the configured ones, which would otherwise shadow the new cookie or
+    /// survive a logout. Empty in the usual case.
+    pub removals: Vec<String>,
     /// The response depends on the `Cookie` header (the session was accessed, or a cookie
     /// is sent): add `Vary: Cookie`, or a shared cache may serve one visitor's page to
     /// another.
@@ -628,21 +786,23 @@ impl Decision {
     fn untouched() -> Self {
         Self {
             cookie: CookieAction::Keep,
+            removals: Vec::new(),
             vary_cookie: false,
             cache_private: false,
         }
     }
 
-    fn accessed(cookie: CookieAction) -> Self {
-        let sends = cookie != CookieAction::Keep;
+    fn accessed(cookie: CookieAction, removals: Vec<String>) -> Self {
+        let sends = cookie != CookieAction::Keep || !removals.is_empty();
         Self {
             cookie,
+            removals,
             vary_cookie: true,
             cache_private: sends,
         }
     }
 
-    /// The `Set-Cookie` header value to send, if any.
+    /// The `Set-Cookie` header value of [`cookie`](Self::cookie), if any.
     #[must_use]
     pub fn set_cookie(&self) -> Option<&str> {
         match &self.cookie {
@@ -651,14 +811,22 @@ impl Decision {
         }
     }
 
+    /// Every `Set-Cookie` header value to send: [`set_cookie`](Self::set_cookie), then the
+    /// [`removals`](Self::removals).
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.set_cookie()
+            .into_iter()
+            .chain(self.removals.iter().map(String::as_str))
+    }
+
     /// Every header the response needs, as `(name, value)` pairs with lowercase names:
-    /// `set-cookie`, `vary: Cookie`, and `cache-control: private`. An adapter that adds
-    /// these cannot forget one. (If the application sets its own `Cache-Control`, keep
-    /// whichever is stricter: `no-store` is stricter than `private`.)
+    /// each `set-cookie`, `vary: Cookie`, and `cache-control: private`. An adapter that
+    /// adds these cannot forget one. (If the application sets its own `Cache-Control`,
+    /// keep whichever is stricter: `no-store` is stricter than `private`.)
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        let set_cookie = self.set_cookie().map(|v| ("set-cookie", v));
+        let set_cookies = self.set_cookies().map(|v| ("set-cookie", v));
         let vary = self.vary_cookie.then_some(("vary", "Cookie"));
         let cache = self.cache_private.then_some(("cache-control", "private"));
-        set_cookie.into_iter().chain(vary).chain(cache)
+        set_cookies.chain(vary).chain(cache)
     }
 }

@@ -138,26 +138,39 @@ impl Stamp {
     /// latest and until `now + idle` unless re-issued before then. An `idle` of at least
     /// `lifetime` means no idle timeout.
     ///
+    /// Deadlines saturate at 9999-12-31T23:59:59Z, so a `Duration::MAX` idle timeout or
+    /// lifetime means "as late as can be represented", never an error.
+    ///
     /// # Errors
-    /// [`EncodeError::InvalidTime`] if `now` is before 1970 or a deadline would lie beyond
-    /// the year 9999.
+    /// [`EncodeError::InvalidTime`] if `now` is before 1970 or after the year 9999.
     pub fn new(
         now: OffsetDateTime,
         idle: Duration,
         lifetime: Duration,
     ) -> Result<Self, EncodeError> {
         let issued_at = unix(now)?;
-        let absolute_deadline = later(issued_at, lifetime)?;
-        Self::with_times(SessionId::generate(), issued_at, idle, absolute_deadline)
+        let absolute_deadline = later(issued_at, lifetime);
+        Ok(Self::with_times(
+            SessionId::generate(),
+            issued_at,
+            idle,
+            absolute_deadline,
+        ))
     }
 
     /// The same session re-issued at `now`: same id and absolute deadline, a fresh idle
-    /// deadline (capped by the absolute one).
+    /// deadline (capped by the absolute one). Renewal never moves the absolute deadline.
     ///
     /// # Errors
-    /// [`EncodeError::InvalidTime`] as for [`new`](Self::new).
+    /// [`EncodeError::InvalidTime`] as for [`new`](Self::new);
+    /// [`EncodeError::LifetimeOver`] if `now` is at or past the absolute deadline: such a
+    /// session can only be replaced by a new one.
     pub fn renewed(&self, now: OffsetDateTime, idle: Duration) -> Result<Self, EncodeError> {
-        Self::with_times(self.id, unix(now)?, idle, self.absolute_deadline)
+        let now = unix(now)?;
+        if now >= self.absolute_deadline {
+            return Err(EncodeError::LifetimeOver);
+        }
+        Ok(Self::with_times(self.id, now, idle, self.absolute_deadline))
     }
 
     /// The same validity window under a new session id, for regenerating the id at login
@@ -170,19 +183,15 @@ impl Stamp {
         }
     }
 
-    fn with_times(
-        id: SessionId,
-        issued_at: u64,
-        idle: Duration,
-        absolute_deadline: u64,
-    ) -> Result<Self, EncodeError> {
-        let idle_deadline = later(issued_at, idle)?.min(absolute_deadline);
-        Ok(Self {
+    /// Callers guarantee `issued_at <= absolute_deadline <= MAX_UNIX`.
+    fn with_times(id: SessionId, issued_at: u64, idle: Duration, absolute_deadline: u64) -> Self {
+        let idle_deadline = later(issued_at, idle).min(absolute_deadline);
+        Self {
             id,
             issued_at,
             idle_deadline,
             absolute_deadline,
-        })
+        }
     }
 
     /// The session id.
@@ -218,8 +227,11 @@ impl Stamp {
     }
 
     /// A stamp for a session read from a legacy (Beaker) cookie, which carries only its
-    /// creation and last-access times: issued at the last access, idle after `idle`, and at
-    /// the latest `lifetime` after creation (clamped so that the deadlines stay ordered).
+    /// creation and last-access times: issued at the last access, idle `idle` after it, and
+    /// at the latest `lifetime` after creation. The absolute deadline comes from the
+    /// creation time alone, so re-writing the cookie (which moves the access time) never
+    /// extends it; an access time past it yields a stamp that [`check`](Self::check)s as
+    /// expired.
     #[cfg(feature = "beaker")]
     pub(crate) fn legacy(
         id: SessionId,
@@ -240,17 +252,9 @@ impl Stamp {
                 0
             }
         };
-        let issued_at = secs(accessed);
-        let idle_deadline = issued_at.saturating_add(idle.as_secs()).min(MAX_UNIX);
-        let absolute_deadline = secs(created)
-            .saturating_add(lifetime.as_secs())
-            .clamp(idle_deadline, MAX_UNIX);
-        Self {
-            id,
-            issued_at,
-            idle_deadline,
-            absolute_deadline,
-        }
+        let absolute_deadline = later(secs(created), lifetime);
+        let issued_at = secs(accessed).min(absolute_deadline);
+        Self::with_times(id, issued_at, idle, absolute_deadline)
     }
 
     /// Checks the deadlines at `now` (UNIX seconds) under the boundary rule of this module.
@@ -282,10 +286,9 @@ pub(crate) fn unix(t: OffsetDateTime) -> Result<u64, EncodeError> {
         .ok_or(EncodeError::InvalidTime)
 }
 
-fn later(t: u64, d: Duration) -> Result<u64, EncodeError> {
-    t.checked_add(d.as_secs())
-        .filter(|&s| s <= MAX_UNIX)
-        .ok_or(EncodeError::InvalidTime)
+/// `t + d`, saturating at the last representable second.
+fn later(t: u64, d: Duration) -> u64 {
+    t.saturating_add(d.as_secs()).min(MAX_UNIX)
 }
 
 /// Every stored time is checked against `MAX_UNIX` on the way in, so the conversion holds.

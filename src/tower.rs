@@ -136,6 +136,7 @@ where
 fn without_cookie(decision: Decision) -> Decision {
     let mut decision = decision;
     decision.cookie = CookieAction::Keep;
+    decision.removals.clear();
     decision.cache_private = false;
     decision
 }

@@ -185,3 +185,39 @@ async fn a_handler_without_the_layer_gets_a_clear_500() {
     let response = call(&mut app, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(response.status(), 500);
 }
+
+/// Security review, item 4b: a cookie with octets above 0x7f elsewhere in the header (set
+/// by another part of the site) does not hide the session cookie.
+#[test]
+fn load_reads_the_session_from_a_header_that_is_not_utf8() {
+    let sessions = sessions(Mode::Signed);
+    let mut session = sessions.load([], at(T0));
+    session.insert("user", &7).unwrap();
+    let set = session
+        .finish(at(T0))
+        .unwrap()
+        .set_cookie()
+        .unwrap()
+        .to_owned();
+    let pair = set.split(';').next().unwrap();
+    for header in [
+        format!("theme=caf\u{e9}; {pair}").into_bytes(),
+        [
+            b"legacy=\xe9t\xe9; ".as_slice(),
+            pair.as_bytes(),
+            b"; x=\xff",
+        ]
+        .concat(),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_bytes(&header).unwrap());
+        assert!(
+            headers["cookie"].to_str().is_err(),
+            "the header is not visible ASCII"
+        );
+        let mut session =
+            cookie_session::http::load(&sessions, &headers, &"/".parse().unwrap(), at(T0));
+        assert_eq!(session.outcome(), LoadOutcome::Loaded);
+        assert_eq!(session.get::<u64>("user").unwrap(), Some(7));
+    }
+}

@@ -15,7 +15,10 @@ const T0: &str = "1767225600";
 
 fn run(args: &[&str], env_key: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cookie-session"));
-    cmd.args(args).env_remove("COOKIE_SESSION_KEY");
+    cmd.args(args)
+        .env_remove("COOKIE_SESSION_KEY")
+        .env_remove("COOKIE_SESSION_BEAKER_VALIDATE_KEY")
+        .env_remove("COOKIE_SESSION_BEAKER_ENCRYPT_KEY");
     if let Some(key) = env_key {
         cmd.env("COOKIE_SESSION_KEY", key);
     }
@@ -416,4 +419,112 @@ fn beaker_encode_decode_timeout_and_usage_errors() {
         .code(),
         Some(2)
     );
+}
+
+/// Security review, item 8: Beaker keys need not appear on the command line.
+#[test]
+fn beaker_keys_come_from_files_or_the_environment() {
+    let file: Value = serde_json::from_str(include_str!("vectors/beaker.json")).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "gcm-simple")
+        .unwrap();
+    let validate = file["validate_key"].as_str().unwrap();
+    let encrypt = file["encrypt_key"].as_str().unwrap();
+    let now = format!("{}", v["now"].as_f64().unwrap() as i64);
+    let dir = std::env::temp_dir().join(format!("cookie-session-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let validate_file = dir.join("validate");
+    let encrypt_file = dir.join("encrypt");
+    // Key files as editors write them: with a trailing newline.
+    std::fs::write(&validate_file, format!("{validate}\n")).unwrap();
+    std::fs::write(&encrypt_file, format!("{encrypt}\r\n")).unwrap();
+    let base = [
+        "decode",
+        "--format",
+        "beaker",
+        "--name",
+        "myproject",
+        "--now",
+        &now,
+    ];
+    let value = v["value"].as_str().unwrap();
+
+    let from_files = run(
+        &[
+            &base[..],
+            &[
+                "--validate-key-file",
+                validate_file.to_str().unwrap(),
+                "--encrypt-key-file",
+                encrypt_file.to_str().unwrap(),
+                "--",
+                value,
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    let out: Value = serde_json::from_str(&stdout(&from_files)).unwrap();
+    assert_eq!(out["data"], v["data"]);
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cookie-session"));
+    let from_env = cmd
+        .args([&base[..], &["--", value]].concat())
+        .env_remove("COOKIE_SESSION_KEY")
+        .env("COOKIE_SESSION_BEAKER_VALIDATE_KEY", validate)
+        .env("COOKIE_SESSION_BEAKER_ENCRYPT_KEY", encrypt)
+        .output()
+        .unwrap();
+    let out: Value = serde_json::from_str(&stdout(&from_env)).unwrap();
+    assert_eq!(out["data"], v["data"]);
+
+    // --help names the variables but never shows their values.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cookie-session"));
+    let help = cmd
+        .args(["decode", "--help"])
+        .env("COOKIE_SESSION_BEAKER_VALIDATE_KEY", validate)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("COOKIE_SESSION_BEAKER_VALIDATE_KEY"),
+        "{help}"
+    );
+    assert!(!help.contains(validate), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Security review, item 8: a bad name or a zero duration is a usage error (2), not a
+/// rejected cookie (1) or an already expired one (0).
+#[test]
+fn bad_names_and_zero_durations_are_usage_errors() {
+    let key = format!("--key={}", keygen());
+    let cases: [&[&str]; 7] = [
+        &["encode", &key, "--name", "my session", "{}"],
+        &["encode", &key, "--name", "a;b", "{}"],
+        &["decode", &key, "--name", "a=b", "--", "AAAA"],
+        &["encode", &key, "--name", "s", "--idle", "0", "{}"],
+        &["encode", &key, "--name", "s", "--lifetime", "0", "{}"],
+        &[
+            "encode", "--format", "beaker", VALIDATE, "--name", "x y", "{}",
+        ],
+        &[
+            "decode", "--format", "beaker", VALIDATE, "--name", "s", "--idle", "0", "--", "AAAA",
+        ],
+    ];
+    for args in cases {
+        let out = run(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing is printed");
+    }
+    let out = run(&["encode", &key, "--name", "my session", "{}"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 6265 token"));
 }

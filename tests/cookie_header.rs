@@ -170,3 +170,31 @@ proptest! {
         prop_assert!(session.finish(at(T0)).is_ok());
     }
 }
+
+/// Security review, item 4a: only SP and HTAB are trimmed, and names compare byte for byte,
+/// so a cookie the browser does not treat as `__Host-` is not read as one.
+#[test]
+fn names_are_trimmed_of_sp_and_htab_only() {
+    let sessions = config(Mode::Signed)
+        .with_name("__Host-session")
+        .build()
+        .unwrap();
+    let value = value_for(&sessions, 7, T0);
+    for lookalike in [
+        "\u{a0}__Host-session",
+        "__Host-session\u{3000}",
+        "\u{feff}__Host-session",
+    ] {
+        let header = format!("{lookalike}={value}");
+        assert_eq!(
+            user(&sessions, &[header.as_str()]),
+            (LoadOutcome::New, None),
+            "{lookalike:?}"
+        );
+    }
+    let header = format!(" \t__Host-session \t= \t{value}\t ");
+    assert_eq!(
+        user(&sessions, &[header.as_str()]),
+        (LoadOutcome::Loaded, Some(7))
+    );
+}

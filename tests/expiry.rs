@@ -123,15 +123,18 @@ fn pushing_a_deadline_forward_in_the_cookie_is_a_forgery() {
     }
 }
 
+/// 9999-12-31T23:59:59Z, where deadlines saturate.
+const LAST_SECOND: i64 = 253_402_300_799;
+
 #[test]
-fn stamps_refuse_unrepresentable_times() {
+fn stamps_refuse_unrepresentable_times_and_saturate_long_durations() {
     assert!(Stamp::new(at(-1), IDLE, LIFETIME).is_err());
-    assert!(Stamp::new(at(T0), IDLE, Duration::from_secs(u64::MAX)).is_err());
-    let stamp = Stamp::new(at(T0), Duration::from_secs(u64::MAX / 2), LIFETIME);
-    assert!(
-        stamp.is_err(),
-        "an overflowing idle timeout is refused rather than wrapped"
-    );
+    // Huge durations mean "as late as can be", not an error (and never a wrap-around).
+    let forever = Stamp::new(at(T0), IDLE, Duration::MAX).unwrap();
+    assert_eq!(forever.absolute_deadline(), at(LAST_SECOND));
+    assert_eq!(forever.idle_deadline(), at(T0) + IDLE);
+    let stamp = Stamp::new(at(T0), Duration::from_secs(u64::MAX / 2), LIFETIME).unwrap();
+    assert_eq!(stamp.idle_deadline(), stamp.absolute_deadline());
     let no_idle = Stamp::new(at(T0), LIFETIME, LIFETIME).unwrap();
     assert_eq!(no_idle.idle_deadline(), no_idle.absolute_deadline());
     assert_eq!(no_idle.remaining(at(T0)), LIFETIME);

@@ -30,7 +30,7 @@ fn repeated_and_patterned_keys_are_refused() {
         Err(KeyError::LowEntropy)
     );
     assert_eq!(
-        Key::from_bytes(&b"changemechangemechangemechangeme".repeat(2)),
+        Key::from_bytes(&b"q7-Xz!p0".repeat(8)),
         Err(KeyError::LowEntropy)
     );
     // 32 bytes with only 4 distinct values and no short period.
@@ -38,6 +38,62 @@ fn repeated_and_patterned_keys_are_refused() {
         .map(|i| b"abcd"[((i * i + i / 3) % 4) as usize])
         .collect();
     assert_eq!(Key::from_bytes(&few), Err(KeyError::LowEntropy));
+}
+
+/// Security review, item 6: one extra byte used to get a weak key past the checks.
+#[test]
+fn weak_keys_with_a_byte_appended_or_a_placeholder_inside_are_refused() {
+    // A key file read with its newline: a placeholder, and the newline would be key material.
+    assert_eq!(
+        Key::from_bytes(b"changemechangemechangemechangeme\n"),
+        Err(KeyError::WellKnown)
+    );
+    for weak in [
+        "secretkeysecretkeysecretkeysecretkey1",
+        "your-secret-key-your-secret-key-your-secret-key!",
+        "my-app-SECRET-KEY-for-production-2026",
+        "please change-me before going live, thanks",
+    ] {
+        assert_eq!(
+            Key::from_bytes(weak.as_bytes()),
+            Err(KeyError::WellKnown),
+            "{weak}"
+        );
+    }
+    // A short period covering all but a byte or two, without any placeholder.
+    for weak in [
+        "q7-Xz!p0q7-Xz!p0q7-Xz!p0q7-Xz!p0q7-Xz!p0\n".to_owned(),
+        format!("{}1", "Tz8#kLm2Qw9".repeat(3)),
+        format!("!{}?", "Tz8#kLm2Qw9".repeat(3)),
+    ] {
+        assert_eq!(
+            Key::from_bytes(weak.as_bytes()),
+            Err(KeyError::LowEntropy),
+            "{weak:?}"
+        );
+    }
+    // A strong key typed as text, but with the key file's newline: refused with advice.
+    let text = "kT3#vQ9!mZ2@xL7$pR4%wN8^bH6&jF1*";
+    assert!(Key::from_bytes(text.as_bytes()).is_ok());
+    for padded in [
+        format!("{text}\n"),
+        format!("{text}\r\n"),
+        format!(" {text}"),
+    ] {
+        let error = Key::from_bytes(padded.as_bytes()).unwrap_err();
+        assert_eq!(error, KeyError::SurroundingWhitespace, "{padded:?}");
+        assert!(error.to_string().contains("trim"), "{error}");
+    }
+    // Random keys, raw or as hex text, pass: the thresholds are far from random data.
+    for _ in 0..2000 {
+        let key = Key::generate().unwrap();
+        let raw = URL_SAFE_NO_PAD
+            .decode(key.to_base64url().as_bytes())
+            .unwrap();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(Key::from_bytes(hex.as_bytes()).is_ok(), "{hex}");
+        assert!(Key::from_bytes(key.to_base64url().as_bytes()).is_ok());
+    }
 }
 
 #[test]

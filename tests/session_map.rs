@@ -219,3 +219,99 @@ fn a_session_too_large_to_store_is_an_error_at_finish_with_no_header() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Every message in an error's `Display`, `Debug` and `source()` chain.
+fn error_texts(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut texts = format!("{error} {error:?}");
+    let mut source = error.source();
+    while let Some(e) = source {
+        texts.push_str(&format!(" | {e} {e:?}"));
+        source = e.source();
+    }
+    texts
+}
+
+/// Security review, also-fix: serde_json quotes the value it failed on; none of that may
+/// reach a log through our errors.
+#[test]
+fn errors_never_carry_session_values() {
+    const SECRET: &str = "hunter2-card-4111111111111111";
+    let sessions = sessions(Mode::Signed);
+    let mut browser = Browser::default();
+    browser.request(&sessions, T0, |s| {
+        s.insert("password_hint", SECRET).unwrap();
+        s.insert("pin", &9_876_543_210_u64).unwrap();
+        s.insert("nested", &serde_json::json!({"deep": [SECRET]}))
+            .unwrap();
+    });
+    browser.request(&sessions, T0 + 1, |s| {
+        let error = s.get::<u64>("password_hint").unwrap_err();
+        let texts = error_texts(&error);
+        assert!(!texts.contains("hunter2"), "{texts}");
+        assert!(
+            texts.contains("password_hint"),
+            "key names are fine: {texts}"
+        );
+        assert!(
+            texts.contains("expected u64"),
+            "still says what went wrong: {texts}"
+        );
+
+        let error = s.get::<String>("pin").unwrap_err();
+        let texts = error_texts(&error);
+        assert!(!texts.contains("9876543210"), "{texts}");
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Role {
+            Admin,
+        }
+        let error = s.get::<Vec<Role>>("nested").unwrap_err();
+        assert!(!error_texts(&error).contains("hunter2"));
+        let error = s
+            .get::<std::collections::HashMap<String, Vec<Role>>>("nested")
+            .unwrap_err();
+        assert!(
+            !error_texts(&error).contains("hunter2"),
+            "{}",
+            error_texts(&error)
+        );
+    });
+
+    // A custom `Serialize` that puts the value in its error message.
+    struct Leaky;
+    impl serde::Serialize for Leaky {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom(format!("cannot store {SECRET}")))
+        }
+    }
+    let mut session = sessions.load([], at(T0));
+    let error = session.insert("card", &Leaky).unwrap_err();
+    assert!(
+        !error_texts(&error).contains("hunter2"),
+        "{}",
+        error_texts(&error)
+    );
+    let error = common::codec(Mode::Signed)
+        .encode("sid", &Leaky, &common::stamp())
+        .unwrap_err();
+    assert!(!error_texts(&error).contains("hunter2"));
+
+    // The codec's typed decode reports a payload that does not fit without quoting it.
+    let value = common::codec(Mode::Signed)
+        .encode("sid", &serde_json::json!({"pin": SECRET}), &common::stamp())
+        .unwrap();
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Pin {
+        pin: u64,
+    }
+    let error = common::codec(Mode::Signed)
+        .decode::<Pin>("sid", &value, at(T0))
+        .unwrap_err();
+    let texts = error_texts(&error);
+    assert!(
+        !texts.contains("hunter2") && texts.contains("expected u64"),
+        "{texts}"
+    );
+}

@@ -365,3 +365,100 @@ fn a_request_that_outlives_the_absolute_deadline_removes_the_session() {
     let decision = session.finish(at(end + 1)).unwrap();
     assert!(is_remove(&decision), "{decision:?}");
 }
+
+/// Security review, item 7: "no limit" durations are capped at the last representable
+/// second, never an error on every request.
+#[test]
+fn duration_max_timeouts_work_and_sessions_near_year_9999_renew() {
+    let sessions = config(Mode::Encrypted)
+        .with_idle_timeout(std::time::Duration::MAX)
+        .with_lifetime(std::time::Duration::MAX)
+        .with_touch_policy(TouchPolicy::Always)
+        .build()
+        .unwrap();
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let last_second = at(253_402_300_799);
+    assert_eq!(
+        stamp_of(&sessions, &browser, T0).absolute_deadline(),
+        last_second
+    );
+    assert_eq!(
+        stamp_of(&sessions, &browser, T0).idle_deadline(),
+        last_second
+    );
+    // Renewed (touch policy Always) and changed, years later.
+    let later = T0 + 50 * 365 * 86_400;
+    let d = browser.request(&sessions, later, |s| {
+        assert_eq!(s.outcome(), LoadOutcome::Loaded);
+        s.insert("n", &1).unwrap();
+    });
+    assert!(is_set(&d));
+    let d = browser.request(&sessions, later + 1, read_user);
+    assert!(is_set(&d), "renewed under Always");
+    assert_eq!(
+        stamp_of(&sessions, &browser, later + 1).absolute_deadline(),
+        last_second
+    );
+}
+
+/// Security review, also-fix: a renewal never outlives the absolute deadline.
+#[test]
+fn a_stamp_cannot_be_renewed_at_or_past_its_absolute_deadline() {
+    let stamp = stamp();
+    let end = T0 + LIFETIME.as_secs() as i64;
+    let renewed = stamp.renewed(at(end - 1), IDLE).unwrap();
+    assert_eq!(renewed.idle_deadline(), at(end));
+    assert_eq!(renewed.absolute_deadline(), at(end));
+    for t in [end, end + 1, end + 86_400] {
+        assert!(
+            matches!(
+                stamp.renewed(at(t), IDLE),
+                Err(cookie_session::EncodeError::LifetimeOver)
+            ),
+            "{t}"
+        );
+    }
+}
+
+/// Security review, also-fix: `rejection()` and `outcome()` always agree.
+#[test]
+fn rejection_and_outcome_agree_whatever_the_order_of_duplicates() {
+    let sessions = sessions(Mode::Signed);
+    let good = Browser::with_session(&sessions, T0, &small())
+        .cookie
+        .unwrap();
+    let expired = Browser::with_session(&sessions, T0 - 2 * IDLE_S, &small())
+        .cookie
+        .unwrap();
+    let bad =
+        "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let load = |headers: &[&str]| {
+        let mut s = sessions.load(headers.iter().copied(), at(T0));
+        let outcome = s.outcome();
+        let rejection = s.rejection().map(ToString::to_string);
+        (outcome, rejection)
+    };
+    // A rejected cookie before a good one: the session loads, and nothing is "rejected".
+    assert_eq!(load(&[bad, good.as_str()]), (LoadOutcome::Loaded, None));
+    assert_eq!(
+        load(&[expired.as_str(), good.as_str()]),
+        (LoadOutcome::Loaded, None)
+    );
+    // Invalid then expired: the outcome is Expired, and so is the reason.
+    let (outcome, reason) = load(&[bad, expired.as_str()]);
+    assert_eq!(
+        outcome,
+        LoadOutcome::Expired(cookie_session::Deadline::Idle)
+    );
+    assert!(reason.unwrap().contains("expired"));
+    let (outcome, reason) = load(&[expired.as_str(), bad]);
+    assert_eq!(
+        outcome,
+        LoadOutcome::Expired(cookie_session::Deadline::Idle)
+    );
+    assert!(reason.unwrap().contains("expired"));
+    let (outcome, reason) = load(&[bad]);
+    assert_eq!(outcome, LoadOutcome::Invalid);
+    assert!(reason.is_some());
+    assert_eq!(load(&[]), (LoadOutcome::New, None));
+}

@@ -172,6 +172,49 @@ fn build_err(config: SessionConfig) -> ConfigError {
     config.build().unwrap_err()
 }
 
+/// Security review, item 5: browsers match the prefixes case-insensitively, so must `build`.
+#[test]
+fn cookie_prefixes_are_recognised_in_any_case() {
+    let c = || config(Mode::Signed);
+    for name in ["__HOST-sid", "__host-sid", "__Host-sid", "__hOsT-sid"] {
+        assert_eq!(
+            build_err(c().with_name(name).with_domain("example.com")),
+            ConfigError::HostPrefixForbidsDomain,
+            "{name}"
+        );
+        assert_eq!(
+            build_err(c().with_name(name).with_path("/app")),
+            ConfigError::HostPrefixRequiresRootPath,
+            "{name}"
+        );
+    }
+    for name in ["__secure-sid", "__SECURE-sid", "__HOST-sid"] {
+        assert!(
+            matches!(
+                build_err(
+                    c().with_name(name)
+                        .with_insecure_http_for_local_development()
+                ),
+                ConfigError::PrefixRequiresSecure { .. }
+            ),
+            "{name}"
+        );
+    }
+    // Near misses are ordinary names.
+    assert!(
+        c().with_name("__Hostx-sid")
+            .with_domain("example.com")
+            .build()
+            .is_ok()
+    );
+    assert!(
+        c().with_name("_Host-sid")
+            .with_domain("example.com")
+            .build()
+            .is_ok()
+    );
+}
+
 #[test]
 fn every_configuration_error() {
     let c = || config(Mode::Signed);

@@ -12,6 +12,7 @@ use cookie_session::beaker::{BeakerCipher, BeakerCookie, BeakerFormat};
 use cookie_session::time::OffsetDateTime;
 use cookie_session::{Codec, Inspection, Key, KeyRing, Mode, Stamp, inspect};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 /// Generate keys, and encode, decode or inspect cookie-session cookie values.
 ///
@@ -36,12 +37,12 @@ enum Command {
         cookie: CookieArgs,
         #[command(flatten)]
         beaker: BeakerArgs,
-        /// Idle timeout in seconds (TurboGears' visit timeout; unused for Beaker cookies,
-        /// whose timeout is checked when they are read).
-        #[arg(long, value_name = "SECS", default_value_t = 1200)]
+        /// Idle timeout in seconds, at least 1 (TurboGears' visit timeout; unused for Beaker
+        /// cookies, whose timeout is checked when they are read).
+        #[arg(long, value_name = "SECS", default_value_t = 1200, value_parser = seconds())]
         idle: u64,
-        /// Absolute lifetime in seconds (default 14 days).
-        #[arg(long, value_name = "SECS", default_value_t = 14 * 86_400)]
+        /// Absolute lifetime in seconds, at least 1 (default 14 days).
+        #[arg(long, value_name = "SECS", default_value_t = 14 * 86_400, value_parser = seconds())]
         lifetime: u64,
         /// The JSON data to encode.
         json: String,
@@ -54,8 +55,9 @@ enum Command {
         cookie: CookieArgs,
         #[command(flatten)]
         beaker: BeakerArgs,
-        /// For Beaker cookies: Beaker's `session.timeout` in seconds (none: never expires).
-        #[arg(long, value_name = "SECS")]
+        /// For Beaker cookies: Beaker's `session.timeout` in seconds, at least 1 (none:
+        /// never expires).
+        #[arg(long, value_name = "SECS", value_parser = seconds())]
         idle: Option<u64>,
         /// The cookie value.
         value: String,
@@ -82,8 +84,8 @@ struct CookieArgs {
     /// signed (HMAC-SHA256; data readable by the client) or encrypted (XAES-256-GCM).
     #[arg(long, value_enum, default_value_t = ModeArg::Signed)]
     mode: ModeArg,
-    /// The cookie name the value is bound to.
-    #[arg(long)]
+    /// The cookie name the value is bound to (an RFC 6265 token).
+    #[arg(long, value_parser = cookie_name)]
     name: String,
     /// The current time as UNIX seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS", allow_negative_numbers = true)]
@@ -96,12 +98,32 @@ struct BeakerArgs {
     /// keyed by --validate-key and --encrypt-key instead of --key/--mode).
     #[arg(long, value_enum, default_value_t = FormatArg::Native)]
     format: FormatArg,
-    /// Beaker's `session.validate_key`.
-    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    /// Beaker's `session.validate_key` (visible in `ps` and shell history: prefer
+    /// --validate-key-file or the environment variable).
+    #[arg(
+        long,
+        value_name = "KEY",
+        allow_hyphen_values = true,
+        env = "COOKIE_SESSION_BEAKER_VALIDATE_KEY",
+        hide_env_values = true
+    )]
     validate_key: Option<String>,
-    /// Beaker's `session.encrypt_key`, for encrypted Beaker cookies.
-    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    /// A file holding Beaker's `session.validate_key` (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE", conflicts_with = "validate_key")]
+    validate_key_file: Option<PathBuf>,
+    /// Beaker's `session.encrypt_key`, for encrypted Beaker cookies (prefer
+    /// --encrypt-key-file or the environment variable).
+    #[arg(
+        long,
+        value_name = "KEY",
+        allow_hyphen_values = true,
+        env = "COOKIE_SESSION_BEAKER_ENCRYPT_KEY",
+        hide_env_values = true
+    )]
     encrypt_key: Option<String>,
+    /// A file holding Beaker's `session.encrypt_key` (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE", conflicts_with = "encrypt_key")]
+    encrypt_key_file: Option<PathBuf>,
     /// The AES mode of the Beaker application's crypto library: gcm (`cryptography`) or
     /// ctr (`pycryptodome`).
     #[arg(long, value_enum, default_value_t = CipherArg::Gcm)]
@@ -253,21 +275,57 @@ fn beaker_json(cookie: &BeakerCookie, timeout: Option<u64>) -> Value {
 }
 
 fn beaker_format(args: &BeakerArgs) -> Result<BeakerFormat, Failure> {
-    let validate = args
-        .validate_key
-        .as_deref()
-        .ok_or_else(|| Failure::Usage("--format beaker needs --validate-key".into()))?;
-    let format = match &args.encrypt_key {
-        None => BeakerFormat::signed(validate),
+    let validate = beaker_key(args.validate_key.as_deref(), args.validate_key_file.as_ref())?
+        .ok_or_else(|| {
+            Failure::Usage(
+                "--format beaker needs --validate-key-file, COOKIE_SESSION_BEAKER_VALIDATE_KEY or --validate-key".into(),
+            )
+        })?;
+    let encrypt = beaker_key(args.encrypt_key.as_deref(), args.encrypt_key_file.as_ref())?;
+    let format = match encrypt.as_deref() {
+        None => BeakerFormat::signed(&validate),
         Some(encrypt) => {
             let cipher = match args.beaker_cipher {
                 CipherArg::Gcm => BeakerCipher::Gcm,
                 CipherArg::Ctr => BeakerCipher::Ctr,
             };
-            BeakerFormat::encrypted(validate, encrypt, cipher)
+            BeakerFormat::encrypted(&validate, encrypt, cipher)
         }
     };
     format.map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// A Beaker key from the command line or environment, or from a file. Beaker keys are
+/// arbitrary text, so only the file's line ending is removed; the text is wiped on drop.
+fn beaker_key(
+    given: Option<&str>,
+    file: Option<&PathBuf>,
+) -> Result<Option<Zeroizing<String>>, Failure> {
+    if let Some(path) = file {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Failure::Usage(format!("cannot read key file {}: {e}", path.display()))
+        })?);
+        let key = text
+            .strip_suffix('\n')
+            .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+        return Ok(Some(Zeroizing::new(key.to_owned())));
+    }
+    Ok(given.map(|k| Zeroizing::new(k.to_owned())))
+}
+
+/// Durations in whole seconds, at least one: a zero timeout makes cookies that are
+/// already expired.
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
+/// A cookie name is a usage matter: refused by clap (exit 2) before any work.
+fn cookie_name(name: &str) -> Result<String, String> {
+    if cookie_session::is_valid_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err("a cookie name is a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={})".to_owned())
+    }
 }
 
 fn inspection_json(seen: &Inspection) -> Value {

@@ -10,10 +10,8 @@
 
 use std::ops::Range;
 
-use serde::de::Error as _;
-
 use super::swar::{control_bytes, equal_bytes, word_at};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, JsonError};
 
 /// One top-level member of the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,12 +72,10 @@ pub(crate) fn scan_object(
         Ok(()) => Ok(()),
         Err(Stop::TooDeep) => Err(DecodeError::TooDeep { limit: max_depth }),
         Err(Stop::Member) => failure.map_or(Ok(()), Err),
-        Err(Stop::Invalid) => Err(DecodeError::Payload(serde_json::Error::custom(
-            format_args!(
-                "invalid JSON at byte {}: expected {}",
-                scanner.at, scanner.expected
-            ),
-        ))),
+        Err(Stop::Invalid) => Err(DecodeError::Payload(JsonError::own(format!(
+            "invalid JSON at byte {}: expected {}",
+            scanner.at, scanner.expected
+        )))),
     }
 }
 
