@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
 
             group.bench_function(format!("read-one-key/{mode}/{size}"), |b| {
                 b.iter(|| {
-                    let mut session = sessions.load([black_box(header.as_str())], now);
+                    let session = sessions.load([black_box(header.as_str())], now);
                     let user: Option<u64> = session.get("user_id").unwrap();
                     let decision = session.finish(now).unwrap();
                     assert_eq!(decision.cookie, CookieAction::Keep);

@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let decode = count(|| codec.decode::<Session>("sid", &value, now));
             let header = format!("sid={value}");
             let read = count(|| {
-                let mut session = sessions.load([header.as_str()], now);
+                let session = sessions.load([header.as_str()], now);
                 let user: Option<u64> = session.get("user_id").ok().flatten();
                 (user, session.finish(now))
             });

@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 use crate::format::{self, Mode};
 use crate::key::KeyRing;
 use crate::session::Sessions;
-use crate::stamp::SessionId;
+use crate::stamp::{Persistence, SessionId};
 
 /// Browsers ignore attribute values longer than this (RFC 6265bis).
 const MAX_ATTRIBUTE_LEN: usize = 1024;
@@ -31,18 +31,6 @@ pub enum SameSite {
     /// Sent on all requests, including cross-site ones; requires `Secure`. Needed for
     /// embedded (iframe) use; pair it with CSRF protection.
     None,
-}
-
-/// Whether the browser keeps the cookie after it closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Persistence {
-    /// No `Max-Age`/`Expires`: the browser drops the cookie when it closes (TurboGears'
-    /// default). The server-side deadlines apply either way.
-    BrowserSession,
-    /// `Max-Age` and `Expires` derived from the cookie's authenticated idle deadline,
-    /// capped at 400 days (TurboGears' `visit.cookie.permanent`).
-    Persistent,
 }
 
 /// When a response re-sends the session cookie.

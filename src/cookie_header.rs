@@ -7,7 +7,8 @@ use std::time::Duration;
 use cookie::Cookie;
 use time::OffsetDateTime;
 
-use crate::config::{Persistence, SameSite, SessionConfig};
+use crate::config::{SameSite, SessionConfig};
+use crate::stamp::Persistence;
 
 /// How many same-named cookies are tried. Browsers send one per matching path/domain, so a
 /// handful is normal; more is an attack on decode time.
@@ -82,11 +83,12 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
 pub(crate) fn set(
     config: &SessionConfig,
     value: &str,
+    persistence: Persistence,
     deadline: OffsetDateTime,
     now: OffsetDateTime,
 ) -> String {
     let mut cookie = base(config, value);
-    if config.persistence == Persistence::Persistent {
+    if persistence == Persistence::Persistent {
         let remaining = std::time::Duration::try_from(deadline - now).unwrap_or_default();
         let max_age = remaining.min(MAX_AGE_CAP);
         let max_age = time::Duration::try_from(max_age).unwrap_or(time::Duration::ZERO);

@@ -347,6 +347,13 @@ pub enum SessionError {
     /// No header was produced; the browser keeps its previous cookie, so the previous
     /// session state stays in effect.
     Encode(EncodeError),
+    /// A [`SessionHandle`](crate::SessionHandle) was used after the response was produced
+    /// (by a task that outlived its request, for example).
+    Finished,
+    /// A [`SessionHandle`](crate::SessionHandle) was used inside its own
+    /// [`with`](crate::SessionHandle::with) closure on the same thread, which would
+    /// deadlock: use the `&mut Session` the closure received instead.
+    InUse,
 }
 
 impl fmt::Display for SessionError {
@@ -357,6 +364,14 @@ impl fmt::Display for SessionError {
                 "session value {key:?} does not convert to or from the requested type"
             ),
             Self::Encode(_) => write!(f, "session could not be saved into its cookie"),
+            Self::Finished => write!(
+                f,
+                "the response was already produced; the session can no longer be used"
+            ),
+            Self::InUse => write!(
+                f,
+                "the session is in use by an enclosing `SessionHandle::with` on this thread; use the `&mut Session` that closure received"
+            ),
         }
     }
 }
@@ -366,6 +381,7 @@ impl std::error::Error for SessionError {
         match self {
             Self::Value { source, .. } => Some(source),
             Self::Encode(e) => Some(e),
+            Self::Finished | Self::InUse => None,
         }
     }
 }

@@ -1,21 +1,22 @@
-//! The wire format, version 1: byte layout, parsing, and inspection without a key.
+//! The wire format, versions 1 and 2: byte layout, parsing, and inspection without a key.
 //!
 //! FORMAT.md is the normative description; in short, a cookie value is the unpadded
 //! base64url encoding of
 //!
 //! ```text
-//! signed:    [0x01 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | JSON       | HMAC 32]
-//! encrypted: [0x02 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | nonce 24 | ciphertext | tag 16]
+//! signed:    [0x03 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | flags 1 | JSON       | HMAC 32]
+//! encrypted: [0x04 | key id 4 | session id 16 | iat 8 | idle 8 | abs 8 | flags 1 | nonce 24 | ciphertext | tag 16]
 //! ```
 //!
 //! and everything but the tag is authenticated together with the cookie name:
-//! `AD = u16_be(len(name)) || name || header`.
+//! `AD = u16_be(len(name)) || name || header`. Version 1 (`0x01`/`0x02`) is the same
+//! without the flags byte; it is still read, and no longer written.
 
 use std::fmt;
 
 use crate::error::DecodeError;
 use crate::key::KeyId;
-use crate::stamp::{SessionId, Stamp};
+use crate::stamp::{Persistence, SessionId, Stamp};
 
 /// How a cookie protects its data. The mode is the cookie's first byte, and each mode has
 /// its own derived key, so a cookie of one mode can never be accepted as the other.
@@ -31,11 +32,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The format byte that starts a version-1 cookie of this mode.
+    /// The format byte that starts a cookie of this mode, as written today (version 2).
     pub(crate) const fn format_byte(self) -> u8 {
         match self {
-            Self::Signed => FORMAT_V1_SIGNED,
-            Self::Encrypted => FORMAT_V1_ENCRYPTED,
+            Self::Signed => FORMAT_V2_SIGNED,
+            Self::Encrypted => FORMAT_V2_ENCRYPTED,
         }
     }
 
@@ -59,23 +60,52 @@ impl fmt::Display for Mode {
 
 pub(crate) const FORMAT_V1_SIGNED: u8 = 0x01;
 pub(crate) const FORMAT_V1_ENCRYPTED: u8 = 0x02;
+pub(crate) const FORMAT_V2_SIGNED: u8 = 0x03;
+pub(crate) const FORMAT_V2_ENCRYPTED: u8 = 0x04;
 
-/// format 1 + key id 4 + session id 16 + three u64 times 24.
-pub(crate) const HEADER_LEN: usize = 45;
+/// Version 1: format 1 + key id 4 + session id 16 + three u64 times 24.
+pub(crate) const HEADER_V1_LEN: usize = 45;
+/// Version 2: version 1's header and a flags byte.
+pub(crate) const HEADER_LEN: usize = 46;
+
+/// Flags (version 2): the session chose its own persistence...
+const FLAG_PERSISTENCE_SET: u8 = 0x01;
+/// ...and it is a persistent cookie (only with `FLAG_PERSISTENCE_SET`).
+const FLAG_PERSISTENT: u8 = 0x02;
 pub(crate) const NONCE_LEN: usize = crate::xaes::NONCE_LEN;
 pub(crate) const SIGNED_TAG_LEN: usize = 32;
 pub(crate) const GCM_TAG_LEN: usize = crate::xaes::TAG_LEN;
 
-/// The parsed fixed-size header of a version-1 cookie.
+/// The parsed fixed-size header of a cookie.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
+    pub(crate) version: u8,
     pub(crate) mode: Mode,
     pub(crate) key_id: KeyId,
     pub(crate) stamp: Stamp,
 }
 
 impl Header {
-    /// Appends the 45 header bytes.
+    /// A header as written today (version 2).
+    pub(crate) const fn current(mode: Mode, key_id: KeyId, stamp: Stamp) -> Self {
+        Self {
+            version: 2,
+            mode,
+            key_id,
+            stamp,
+        }
+    }
+
+    /// Its length in bytes: 45 (version 1) or 46 (version 2).
+    pub(crate) const fn len(&self) -> usize {
+        if self.version == 1 {
+            HEADER_V1_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    /// Appends the 46 header bytes of version 2.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.push(self.mode.format_byte());
         out.extend_from_slice(&self.key_id.0);
@@ -83,28 +113,55 @@ impl Header {
         out.extend_from_slice(&self.stamp.issued_at.to_be_bytes());
         out.extend_from_slice(&self.stamp.idle_deadline.to_be_bytes());
         out.extend_from_slice(&self.stamp.absolute_deadline.to_be_bytes());
+        out.push(match self.stamp.persistence {
+            None => 0,
+            Some(Persistence::BrowserSession) => FLAG_PERSISTENCE_SET,
+            Some(Persistence::Persistent) => FLAG_PERSISTENCE_SET | FLAG_PERSISTENT,
+        });
     }
 
     /// Parses the header of `envelope` and checks that the envelope is long enough for its
     /// mode (header, nonce and tag; the payload may be empty here).
     pub(crate) fn parse(envelope: &[u8]) -> Result<Self, DecodeError> {
-        let mode = match envelope.first() {
-            Some(&FORMAT_V1_SIGNED) => Mode::Signed,
-            Some(&FORMAT_V1_ENCRYPTED) => Mode::Encrypted,
+        let (version, mode) = match envelope.first() {
+            Some(&FORMAT_V1_SIGNED) => (1, Mode::Signed),
+            Some(&FORMAT_V1_ENCRYPTED) => (1, Mode::Encrypted),
+            Some(&FORMAT_V2_SIGNED) => (2, Mode::Signed),
+            Some(&FORMAT_V2_ENCRYPTED) => (2, Mode::Encrypted),
             Some(&other) => return Err(DecodeError::UnsupportedVersion(other)),
             None => return Err(DecodeError::Malformed),
         };
+        let header_len = if version == 1 {
+            HEADER_V1_LEN
+        } else {
+            HEADER_LEN
+        };
         let (nonce, tag) = mode.overhead();
-        if envelope.len() < HEADER_LEN + nonce + tag {
+        if envelope.len() < header_len + nonce + tag {
             return Err(DecodeError::Malformed);
         }
-        let mut fields = Reader(envelope.get(1..HEADER_LEN).ok_or(DecodeError::Malformed)?);
+        let mut fields = Reader(envelope.get(1..header_len).ok_or(DecodeError::Malformed)?);
         let key_id = KeyId(fields.array()?);
         let id = SessionId(fields.array()?);
         let issued_at = u64::from_be_bytes(fields.array()?);
         let idle_deadline = u64::from_be_bytes(fields.array()?);
         let absolute_deadline = u64::from_be_bytes(fields.array()?);
+        let persistence = if version == 1 {
+            None
+        } else {
+            // Unknown flag bits are not ignored: a later version that needs one gets a new
+            // format byte or a flag an old decoder refuses, never a silent misreading.
+            match fields.array::<1>()?[0] {
+                0 => None,
+                FLAG_PERSISTENCE_SET => Some(Persistence::BrowserSession),
+                flags if flags == FLAG_PERSISTENCE_SET | FLAG_PERSISTENT => {
+                    Some(Persistence::Persistent)
+                }
+                _ => return Err(DecodeError::Malformed),
+            }
+        };
         Ok(Self {
+            version,
             mode,
             key_id,
             stamp: Stamp {
@@ -112,6 +169,7 @@ impl Header {
                 issued_at,
                 idle_deadline,
                 absolute_deadline,
+                persistence,
             },
         })
     }
@@ -207,8 +265,10 @@ pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), DecodeE
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Inspection {
-    /// The wire-format version (1).
+    /// The wire-format version (1 or 2).
     pub version: u8,
+    /// The session's own persistence choice, if its cookie carries one (version 2).
+    pub persistence: Option<Persistence>,
     /// The cookie's mode.
     pub mode: Mode,
     /// The id of the key the cookie claims to be issued under.
@@ -249,13 +309,14 @@ pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
     let header = Header::parse(&envelope)?;
     let payload = match header.mode {
         Mode::Signed => envelope
-            .get(HEADER_LEN..envelope.len().saturating_sub(SIGNED_TAG_LEN))
+            .get(header.len()..envelope.len().saturating_sub(SIGNED_TAG_LEN))
             .map(<[u8]>::to_vec),
         Mode::Encrypted => None,
     };
     let stamp = header.stamp;
     Ok(Inspection {
-        version: 1,
+        version: header.version,
+        persistence: stamp.persistence,
         mode: header.mode,
         key_id: header.key_id,
         session_id: stamp.id,

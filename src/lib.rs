@@ -9,7 +9,9 @@ mod config;
 mod cookie_header;
 mod diagnostics;
 mod error;
+mod flash;
 mod format;
+mod handle;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -34,12 +36,14 @@ pub mod fuzzing {
 }
 
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
-pub use config::{Persistence, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
+pub use config::{RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
 pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
+pub use flash::{FLASH_KEY, Flash};
 pub use format::{Inspection, Mode, inspect, is_valid_name};
+pub use handle::SessionHandle;
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
 pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};
-pub use stamp::{Deadline, InvalidSessionId, SessionId, Stamp};
+pub use stamp::{Deadline, InvalidSessionId, Persistence, SessionId, Stamp};
 
 // The README's examples use these crates through the public API; re-exporting `time`
 // lets users name `OffsetDateTime` without a version mismatch.

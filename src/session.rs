@@ -5,6 +5,7 @@
 //! method that looks at the session decodes them, and marks the session *accessed*. A
 //! request that never touches the session does no decoding and sends nothing.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::diagnostics;
 use crate::error::{DecodeError, EncodeError, SessionError};
 use crate::key::KeyAge;
 use crate::map::LazyMap;
-use crate::stamp::{Deadline, SessionId, Stamp};
+use crate::stamp::{Deadline, Persistence, SessionId, Stamp};
 
 /// A session's data: a JSON object.
 pub type SessionMap = Map<String, Value>;
@@ -71,7 +72,7 @@ impl Sessions {
             sessions: self.clone(),
             now,
             candidates: cookie_header::find(cookie_headers, &self.inner.config.name),
-            state: None,
+            state: OnceCell::new(),
         }
     }
 
@@ -142,13 +143,14 @@ pub enum LoadOutcome {
 
 /// The session of one request.
 ///
-/// Every method takes `&mut self` because the first call decodes the cookie and records
-/// that the session was accessed (which makes the response carry `Vary: Cookie`).
+/// The first call of any method decodes the cookie and records that the session was
+/// accessed (which makes the response carry `Vary: Cookie`); reads take `&self`.
 pub struct Session {
     sessions: Sessions,
     now: OffsetDateTime,
     candidates: Vec<String>,
-    state: Option<State>,
+    /// Decoded on first use, through `&self` as well: reads need no `&mut`.
+    state: OnceCell<State>,
 }
 
 /// The session once decoded.
@@ -165,6 +167,8 @@ struct State {
     committed: Option<LazyMap>,
     /// `regenerate()` was called: re-issue whatever else happens.
     regenerated: bool,
+    /// This session's own persistence choice (from its cookie, or `set_persistence`).
+    persistence: Option<Persistence>,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
     /// Where an authentic Beaker cookie of this request is stored, when that is not where
@@ -192,18 +196,21 @@ impl Session {
         }
     }
 
-    fn state(&mut self) -> &mut State {
-        let Self {
-            sessions,
-            now,
-            candidates,
-            state,
-        } = self;
-        state.get_or_insert_with(|| decode(sessions, candidates, *now))
+    /// The decoded session, decoding it on first use.
+    fn state(&self) -> &State {
+        self.state
+            .get_or_init(|| decode(&self.sessions, &self.candidates, self.now))
+    }
+
+    fn state_mut(&mut self) -> &mut State {
+        self.state();
+        self.state
+            .get_mut()
+            .unwrap_or_else(|| unreachable!("`state()` has just initialised it"))
     }
 
     /// What loading found.
-    pub fn outcome(&mut self) -> LoadOutcome {
+    pub fn outcome(&self) -> LoadOutcome {
         self.state().outcome
     }
 
@@ -212,18 +219,18 @@ impl Session {
     /// error behind that outcome (of several same-named cookies, the one that decided it).
     /// `None` whenever a cookie loaded, even if an earlier same-named one was rejected.
     /// This is for logs, never for the client.
-    pub fn rejection(&mut self) -> Option<&DecodeError> {
+    pub fn rejection(&self) -> Option<&DecodeError> {
         self.state().rejection.as_ref()
     }
 
     /// The session id: `None` for a new session until [`finish`](Self::finish) issues it
     /// (or [`regenerate`](Self::regenerate) assigns one).
-    pub fn id(&mut self) -> Option<SessionId> {
+    pub fn id(&self) -> Option<SessionId> {
         self.state().stamp.map(|s| s.id())
     }
 
     /// The session's stamp (id and deadlines), if it has one; see [`id`](Self::id).
-    pub fn stamp(&mut self) -> Option<Stamp> {
+    pub fn stamp(&self) -> Option<Stamp> {
         self.state().stamp
     }
 
@@ -232,7 +239,7 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::Value`] if the stored JSON does not deserialize as `T`.
-    pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, SessionError> {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.state()
             .data
             .get(key)
@@ -251,39 +258,39 @@ impl Session {
         value: &T,
     ) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(|source| value_error(key, source))?;
-        self.state().data.insert(key, value);
+        self.state_mut().data.insert(key, value);
         Ok(())
     }
 
     /// Removes `key`, returning its value. (The key is removed but `None` returned when
     /// its stored JSON cannot be a [`Value`]; see [`get_mut`](Self::get_mut).)
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.state().data.remove(key)
+        self.state_mut().data.remove(key)
     }
 
     /// Removes every key. The session stays (its id is kept); an empty session is not
     /// stored, so the response removes the cookie. See also [`delete`](Self::delete).
     pub fn clear(&mut self) {
-        self.state().data.clear();
+        self.state_mut().data.clear();
     }
 
     /// Whether `key` is present (counts as an access).
-    pub fn contains_key(&mut self, key: &str) -> bool {
+    pub fn contains_key(&self, key: &str) -> bool {
         self.state().data.contains_key(key)
     }
 
     /// The number of keys (counts as an access).
-    pub fn len(&mut self) -> usize {
+    pub fn len(&self) -> usize {
         self.state().data.len()
     }
 
     /// Whether the session has no keys (counts as an access).
-    pub fn is_empty(&mut self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.state().data.is_empty()
     }
 
     /// The keys, in order (counts as an access).
-    pub fn keys(&mut self) -> impl Iterator<Item = &str> {
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.state().data.keys()
     }
 
@@ -294,7 +301,7 @@ impl Session {
     /// [`Value`] (a number beyond `f64`, an unpaired `\u` surrogate; only a holder of the
     /// key can write such a cookie): that value is then kept exactly as it came.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.state().data.get_mut(key)
+        self.state_mut().data.get_mut(key)
     }
 
     /// Changes the value under `key` in place as a `T`; returns `false` (and does nothing)
@@ -329,7 +336,7 @@ impl Session {
     /// Explicit save mode: commits the current data; only committed data is sent. In
     /// automatic mode it has no effect (everything is sent anyway).
     pub fn save(&mut self) {
-        let state = self.state();
+        let state = self.state_mut();
         state.committed = Some(state.data.clone());
     }
 
@@ -337,14 +344,36 @@ impl Session {
     /// removes the cookie (if the request had one). Data written afterwards starts a new
     /// session with a new id.
     pub fn delete(&mut self) {
-        let state = self.state();
+        let state = self.state_mut();
         // Nothing of the loaded session remains, not even for explicit save mode.
         state.data = LazyMap::default();
         state.committed = None;
         state.stamp = None;
         state.regenerated = false;
+        state.persistence = None;
         state.legacy = Legacy::default();
         // `stray` stays: the removal must reach the Beaker cookie where it is stored.
+    }
+
+    /// Chooses, for this session only, whether its cookie outlives the browser: a login
+    /// form's "remember me" box. The choice travels in the cookie's authenticated header, so
+    /// every later re-issue keeps it, and it overrides
+    /// [`SessionConfig::with_persistence`](crate::SessionConfig::with_persistence). A
+    /// different choice re-issues the cookie on this response; `delete()` forgets it.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, Persistence, SessionConfig};
+    /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
+    /// # let now = cookie_session::time::OffsetDateTime::now_utc();
+    /// let mut session = sessions.load([], now);
+    /// session.insert("user_id", &42)?;
+    /// session.set_persistence(Persistence::Persistent); // "remember me" was ticked
+    /// let set_cookie = session.finish(now)?.set_cookie().unwrap().to_owned();
+    /// assert!(set_cookie.contains("Max-Age="));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_persistence(&mut self, persistence: Persistence) {
+        self.state_mut().persistence = Some(persistence);
     }
 
     /// Gives the session a new identity, keeping its data: a fresh random id, and the
@@ -358,7 +387,7 @@ impl Session {
     pub fn regenerate(&mut self) -> Result<(), SessionError> {
         let config = &self.sessions.inner.config;
         let stamp = Stamp::new(self.now, config.idle, config.lifetime)?;
-        let state = self.state();
+        let state = self.state_mut();
         state.stamp = Some(stamp);
         state.regenerated = true;
         Ok(())
@@ -372,7 +401,7 @@ impl Session {
     /// limit). No header text exists then; the browser keeps its previous cookie, so the
     /// previous session stays in effect.
     pub fn finish(self, now: OffsetDateTime) -> Result<Decision, SessionError> {
-        let Some(state) = self.state else {
+        let Some(state) = self.state.into_inner() else {
             // Never accessed: nothing was decoded, nothing is sent, nothing varies.
             return Ok(Decision::untouched());
         };
@@ -400,14 +429,17 @@ impl Session {
                 // A new session (none came in, or it was expired, revoked or invalid).
                 None => {
                     let stamp = Stamp::new(now, config.idle, config.lifetime)?;
-                    set(inner, &state, persist, &stamp, now)?
+                    set(inner, &state, persist, &stamp, now)
+                        .map_err(|e| report(config, persist, e))?
                 }
-                Some(stamp) if state.regenerated => set(inner, &state, persist, &stamp, now)?,
+                Some(stamp) if state.regenerated => set(inner, &state, persist, &stamp, now)
+                    .map_err(|e| report(config, persist, e))?,
                 Some(stamp) => {
                     let changed = persist.changed();
                     let rotate =
                         state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys;
-                    let reformat = format_changes(config, &state);
+                    let reformat =
+                        format_changes(config, &state) || state.persistence != stamp.persistence();
                     let due = touch_due(config.touch, &stamp, config.idle, now);
                     if changed || rotate || reformat || due {
                         match stamp.renewed(now, config.idle) {
@@ -430,7 +462,7 @@ impl Session {
                                     );
                                     CookieAction::Keep
                                 }
-                                other => other?,
+                                other => other.map_err(|e| report(config, persist, e))?,
                             },
                         }
                     } else {
@@ -447,6 +479,16 @@ impl Session {
     }
 }
 
+/// Logs an encoding failure that the caller will see (with the session's keys when it is
+/// too large), and passes it on.
+fn report(config: &SessionConfig, persist: &LazyMap, error: EncodeError) -> EncodeError {
+    if let EncodeError::TooLarge { size, limit } = error {
+        let keys: Vec<&str> = persist.keys().collect();
+        diagnostics::too_large(&config.name, size, limit, &keys);
+    }
+    error
+}
+
 /// The `Set-Cookie` that stores `persist` under `stamp`.
 fn set(
     inner: &Inner,
@@ -455,10 +497,12 @@ fn set(
     stamp: &Stamp,
     now: OffsetDateTime,
 ) -> Result<CookieAction, EncodeError> {
-    let value = encode(inner, state, persist, stamp, now)?;
+    let stamp = stamp.with_persistence(state.persistence);
+    let value = encode(inner, state, persist, &stamp, now)?;
     Ok(CookieAction::Set(cookie_header::set(
         &inner.config,
         &value,
+        state.persistence.unwrap_or(inner.config.persistence),
         stamp.idle_deadline(),
         now,
     )))
@@ -515,6 +559,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                 return State {
                     outcome: opened.outcome,
                     rejection: None,
+                    persistence: opened.stamp.persistence(),
                     stamp: Some(opened.stamp),
                     data: opened.data,
                     committed: None,
@@ -524,6 +569,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                 };
             }
             Err(rejected) => {
+                diagnostics::rejected(&inner.config.name, &rejected.error);
                 let found = match rejected.error {
                     DecodeError::Expired(deadline) => LoadOutcome::Expired(deadline),
                     _ => LoadOutcome::Invalid,
@@ -540,6 +586,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         data: LazyMap::default(),
         committed: None,
         regenerated: false,
+        persistence: None,
         legacy: Legacy::default(),
         stray,
     }
@@ -742,8 +789,8 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("name", &self.sessions.name())
             .field("candidates", &self.candidates.len())
-            .field("accessed", &self.state.is_some())
-            .field("outcome", &self.state.as_ref().map(|s| s.outcome))
+            .field("accessed", &self.state.get().is_some())
+            .field("outcome", &self.state.get().map(|s| s.outcome))
             .finish_non_exhaustive()
     }
 }

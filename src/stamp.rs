@@ -86,6 +86,18 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// Whether the browser keeps the cookie after it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// No `Max-Age`/`Expires`: the browser drops the cookie when it closes (TurboGears'
+    /// default). The server-side deadlines apply either way.
+    BrowserSession,
+    /// `Max-Age` and `Expires` derived from the cookie's authenticated idle deadline,
+    /// capped at 400 days (TurboGears' `visit.cookie.permanent`).
+    Persistent,
+}
+
 /// Which deadline a cookie missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -131,6 +143,9 @@ pub struct Stamp {
     pub(crate) issued_at: u64,
     pub(crate) idle_deadline: u64,
     pub(crate) absolute_deadline: u64,
+    /// The session's own choice of cookie persistence ("remember me"); `None`: the
+    /// configuration decides. Authenticated with the times (format version 2).
+    pub(crate) persistence: Option<Persistence>,
 }
 
 impl Stamp {
@@ -170,7 +185,10 @@ impl Stamp {
         if now >= self.absolute_deadline {
             return Err(EncodeError::LifetimeOver);
         }
-        Ok(Self::with_times(self.id, now, idle, self.absolute_deadline))
+        Ok(Self {
+            persistence: self.persistence,
+            ..Self::with_times(self.id, now, idle, self.absolute_deadline)
+        })
     }
 
     /// The same validity window under a new session id, for regenerating the id at login
@@ -191,7 +209,26 @@ impl Stamp {
             issued_at,
             idle_deadline,
             absolute_deadline,
+            persistence: None,
         }
+    }
+
+    /// The same stamp with this session's own persistence ("remember me"), which overrides
+    /// the configuration's for this session's cookies; `None` leaves it to the
+    /// configuration. It survives renewals.
+    #[must_use]
+    pub const fn with_persistence(self, persistence: Option<Persistence>) -> Self {
+        Self {
+            persistence,
+            ..self
+        }
+    }
+
+    /// The session's own persistence, if it chose one; see
+    /// [`with_persistence`](Self::with_persistence).
+    #[must_use]
+    pub const fn persistence(&self) -> Option<Persistence> {
+        self.persistence
     }
 
     /// The session id.

@@ -1,17 +1,17 @@
 //! Tower middleware (the `tower` feature): [`SessionLayer`] gives every request a lazily
-//! loaded [`Session`] through its extensions and writes the decision on the response.
+//! loaded session through a [`SessionHandle`] in its extensions, and writes the decision on
+//! the response.
 //!
 //! ```
-//! use cookie_session::tower::{SessionHandle, SessionLayer};
-//! use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+//! use cookie_session::tower::SessionLayer;
+//! use cookie_session::{Key, KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
 //!
 //! let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(Key::generate()?)).build()?;
 //! let layer = SessionLayer::new(sessions);
 //! // axum: Router::new().route("/", get(handler)).layer(layer), and in a handler:
-//! fn handler(session: SessionHandle) -> Result<String, cookie_session::tower::SessionGone> {
-//!     let mut session = session.lock()?;
-//!     let visits = session.get::<u64>("visits").ok().flatten().unwrap_or(0) + 1;
-//!     let _ = session.insert("visits", &visits);
+//! async fn handler(session: SessionHandle) -> Result<String, SessionError> {
+//!     let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
+//!     session.insert("visits", &visits)?;
 //!     Ok(format!("visit number {visits}"))
 //! }
 //! # let _ = (layer, handler);
@@ -27,7 +27,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ::http::{Request, Response, StatusCode};
@@ -35,19 +35,28 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::session::{CookieAction, Decision, Session, Sessions};
+use crate::error::SessionError;
+/// The handle lives at the crate root (it serves every adapter); also here for tower users.
+pub use crate::handle::SessionHandle;
+use crate::session::{CookieAction, Decision, Sessions};
+
+/// What the response becomes when the session cannot be saved.
+type SaveFailure = Arc<dyn Fn(&SessionError) -> Response<String> + Send + Sync>;
 
 /// Adds sessions to a tower service.
 ///
 /// Each request gets a [`SessionHandle`] in its extensions. Nothing is decoded unless a
 /// handler uses the session. After the inner service responds, the session's decision is
 /// applied with [`http::apply`](crate::http::apply). If the session cannot be saved (too
-/// large), the response becomes an empty `500 Internal Server Error` without a
-/// `Set-Cookie`: the browser keeps its previous cookie, and the change is not silently lost.
-#[derive(Clone, Debug)]
+/// large), the response becomes a `500 Internal Server Error` with a short text body and no
+/// `Set-Cookie` (the browser keeps its previous cookie, and the change is not silently
+/// lost), a `tracing` error is emitted, and [`with_save_failure`](Self::with_save_failure)
+/// lets the application answer differently.
+#[derive(Clone)]
 pub struct SessionLayer {
     sessions: Sessions,
     save_on_server_error: bool,
+    save_failure: Option<SaveFailure>,
 }
 
 impl SessionLayer {
@@ -57,6 +66,7 @@ impl SessionLayer {
         Self {
             sessions,
             save_on_server_error: false,
+            save_failure: None,
         }
     }
 
@@ -67,6 +77,53 @@ impl SessionLayer {
     pub fn with_save_on_server_error(mut self, save: bool) -> Self {
         self.save_on_server_error = save;
         self
+    }
+
+    /// The response to send instead of the handler's when the session cannot be saved
+    /// (for example a page saying the cart is full). It replaces the handler's response
+    /// whole; no `Set-Cookie` is added to it. Default: `500` with the text
+    /// "the session could not be saved".
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # use cookie_session::tower::SessionLayer;
+    /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
+    /// let layer = SessionLayer::new(sessions).with_save_failure(|_error| {
+    ///     let mut response = http::Response::new("Your basket is too large to keep.".to_owned());
+    ///     *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+    ///     response
+    /// });
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_save_failure(
+        mut self,
+        respond: impl Fn(&SessionError) -> Response<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.save_failure = Some(Arc::new(respond));
+        self
+    }
+
+    fn failure_response(&self, error: &SessionError) -> Response<String> {
+        match &self.save_failure {
+            Some(respond) => respond(error),
+            None => {
+                let mut response = Response::new("the session could not be saved\n".to_owned());
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("sessions", &self.sessions)
+            .field("save_on_server_error", &self.save_on_server_error)
+            .field("save_failure", &self.save_failure.as_ref().map(|_| "<fn>"))
+            .finish()
     }
 }
 
@@ -92,7 +149,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -106,25 +163,27 @@ where
         let now = OffsetDateTime::now_utc();
         let session =
             crate::http::load(&self.layer.sessions, request.headers(), request.uri(), now);
-        let handle = SessionHandle(Arc::new(Mutex::new(Some(session))));
+        let handle = SessionHandle::new(session);
         request.extensions_mut().insert(handle.clone());
         let response = self.inner.call(request);
-        let save_on_server_error = self.layer.save_on_server_error;
+        let layer = self.layer.clone();
         Box::pin(async move {
             let mut response = response.await?;
-            let Some(session) = handle.take() else {
+            // `Finished`: someone finished it already (nothing to do); `InUse` cannot happen
+            // here, outside any handler code.
+            let Ok(Some(session)) = handle.take() else {
                 return Ok(response);
             };
             match session.finish(OffsetDateTime::now_utc()) {
                 Ok(mut decision) => {
-                    if response.status().is_server_error() && !save_on_server_error {
+                    if response.status().is_server_error() && !layer.save_on_server_error {
                         decision = without_cookie(decision);
                     }
                     crate::http::apply(&decision, response.headers_mut());
                 }
-                Err(_) => {
-                    response = Response::new(ResBody::default());
-                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                Err(error) => {
+                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
+                    response = layer.failure_response(&error).map(ResBody::from);
                 }
             }
             Ok(response)
@@ -141,77 +200,6 @@ fn without_cookie(decision: Decision) -> Decision {
     decision
 }
 
-/// A request's session, shared between the middleware and the handler. Lock it briefly;
-/// the guard cannot be held across an `.await`.
-#[derive(Clone)]
-pub struct SessionHandle(Arc<Mutex<Option<Session>>>);
-
-impl SessionHandle {
-    /// Locks the session for reading or changing it.
-    ///
-    /// # Errors
-    /// [`SessionGone`] once the response has been produced and the session finished (a
-    /// task that outlived its request).
-    pub fn lock(&self) -> Result<SessionGuard<'_>, SessionGone> {
-        let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if guard.is_some() {
-            Ok(SessionGuard(guard))
-        } else {
-            Err(SessionGone)
-        }
-    }
-
-    fn take(&self) -> Option<Session> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-impl fmt::Debug for SessionHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionHandle").finish_non_exhaustive()
-    }
-}
-
-/// The locked session of a request; dereferences to [`Session`].
-pub struct SessionGuard<'a>(MutexGuard<'a, Option<Session>>);
-
-impl std::ops::Deref for SessionGuard<'_> {
-    type Target = Session;
-
-    fn deref(&self) -> &Session {
-        // Invariant: `SessionHandle::lock` only builds a guard over `Some`.
-        self.0
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("a guard always holds a session"))
-    }
-}
-
-impl std::ops::DerefMut for SessionGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Session {
-        self.0
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a guard always holds a session"))
-    }
-}
-
-impl fmt::Debug for SessionGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SessionGuard").field(&**self).finish()
-    }
-}
-
-/// The session was used after its response was produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionGone;
-
-impl fmt::Display for SessionGone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the response was already produced; the session can no longer be used")
-    }
-}
-
-impl std::error::Error for SessionGone {}
-
 /// The axum extractor (the `axum` feature): a handler takes a [`SessionHandle`] argument.
 #[cfg(feature = "axum")]
 mod axum_extractor {
@@ -220,7 +208,8 @@ mod axum_extractor {
     use http::StatusCode;
     use http::request::Parts;
 
-    use super::{SessionGone, SessionHandle};
+    use crate::error::SessionError;
+    use crate::handle::SessionHandle;
 
     impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
         type Rejection = MissingSessionLayer;
@@ -251,9 +240,16 @@ mod axum_extractor {
         }
     }
 
-    impl IntoResponse for SessionGone {
+    /// `?` on session operations in a handler: a `500` with a short, generic text (the
+    /// details, which name session keys, go to the `tracing` log, not to the client).
+    impl IntoResponse for SessionError {
         fn into_response(self) -> Response {
-            (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+            crate::diagnostics::handler_error(&self);
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the session could not be used\n",
+            )
+                .into_response()
         }
     }
 }

@@ -7,7 +7,7 @@
 //! the `xaes-256-gcm` crate, the per-message GCM runs over the encrypt-only `Aes256Enc`:
 //! GCM never uses AES decryption, so expanding its round keys for every cookie (as
 //! `Aes256Gcm::new` does) was wasted work. Checked against the specification's vectors
-//! below and, through the cookie format, against tests/vectors/v1.json.
+//! below and, through the cookie format, against tests/vectors/v2.json.
 
 use aes::Aes256Enc;
 use aes::cipher::{BlockCipherEncrypt, KeyInit};

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use axum::routing::get;
 use common::*;
-use cookie_session::tower::{SessionHandle, SessionLayer};
+use cookie_session::SessionHandle;
+use cookie_session::tower::SessionLayer;
 use cookie_session::{LoadOutcome, Mode, SessionConfig};
 
 fn decision_with_cookie() -> cookie_session::Decision {
@@ -76,14 +77,13 @@ fn load_reads_every_cookie_header_and_a_query_token_only_when_enabled() {
         .header("cookie", &cookie)
         .body(())
         .unwrap();
-    let mut session =
-        cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
+    let session = cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
     assert_eq!(session.outcome(), LoadOutcome::Loaded);
 
     let value = cookie.split_once('=').unwrap().1;
     let uri = format!("/page?x=1&sid={value}");
     let request = Request::get(uri.as_str()).body(()).unwrap();
-    let mut off = cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
+    let off = cookie_session::http::load(&sessions, request.headers(), request.uri(), at(T0));
     assert_eq!(
         off.outcome(),
         LoadOutcome::New,
@@ -93,7 +93,7 @@ fn load_reads_every_cookie_header_and_a_query_token_only_when_enabled() {
         .with_token_source(true)
         .build()
         .unwrap();
-    let mut session = cookie_session::http::load(&on, request.headers(), request.uri(), at(T0));
+    let session = cookie_session::http::load(&on, request.headers(), request.uri(), at(T0));
     assert_eq!(session.outcome(), LoadOutcome::Loaded);
 }
 
@@ -110,14 +110,14 @@ fn app(layer: SessionLayer) -> Router {
         .route(
             "/write",
             get(|s: SessionHandle| async move {
-                s.lock().unwrap().insert("a", &1).unwrap();
+                s.insert("a", &1).unwrap();
                 "ok"
             }),
         )
         .route(
             "/fail",
             get(|s: SessionHandle| async move {
-                s.lock().unwrap().insert("a", &2).unwrap();
+                s.insert("a", &2).unwrap();
                 (StatusCode::INTERNAL_SERVER_ERROR, "failed half-way")
             }),
         )
@@ -215,7 +215,7 @@ fn load_reads_the_session_from_a_header_that_is_not_utf8() {
             headers["cookie"].to_str().is_err(),
             "the header is not visible ASCII"
         );
-        let mut session =
+        let session =
             cookie_session::http::load(&sessions, &headers, &"/".parse().unwrap(), at(T0));
         assert_eq!(session.outcome(), LoadOutcome::Loaded);
         assert_eq!(session.get::<u64>("user").unwrap(), Some(7));

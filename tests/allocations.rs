@@ -48,7 +48,7 @@ fn encode_allocates_its_result_only_and_a_read_only_request_a_handful() {
             codec.encode("sid", &medium, &stamp()).unwrap()
         );
         let read_only = allocations(|| {
-            let mut session = sessions.load([header.as_str()], at(T0 + 1));
+            let session = sessions.load([header.as_str()], at(T0 + 1));
             assert_eq!(
                 session.get::<u64>("user_id").unwrap(),
                 medium["user_id"].as_u64()

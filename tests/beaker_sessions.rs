@@ -385,7 +385,7 @@ fn a_beaker_cookie_under_its_own_domain_is_removed_where_it_lives() {
 
         // A read that sends nothing touches nothing.
         if migration == BeakerMigration::KeepBeaker {
-            let mut session = sessions.load([cookie.as_str()], at(T0));
+            let session = sessions.load([cookie.as_str()], at(T0));
             assert_eq!(
                 session.get::<String>("user").unwrap().as_deref(),
                 Some("alice")
@@ -454,7 +454,7 @@ fn an_upgrade_that_does_not_fit_keeps_the_visitor_on_the_beaker_cookie() {
 
     // Read-only requests keep working: no Set-Cookie, no error, the data readable.
     for _ in 0..3 {
-        let mut session = sessions.load([cookie.as_str()], at(T0));
+        let session = sessions.load([cookie.as_str()], at(T0));
         assert_eq!(session.outcome(), LoadOutcome::LoadedBeaker);
         assert_eq!(session.len(), 70);
         let d = session

@@ -208,7 +208,7 @@ fn inspect_shows_the_header_and_only_a_signed_payload() {
         let seen: Value =
             serde_json::from_str(&stdout(&run(&["inspect", "--", &value], None))).unwrap();
         assert_eq!(seen["verified"], false);
-        assert_eq!(seen["version"], 1);
+        assert_eq!(seen["version"], 2);
         assert_eq!(seen["mode"], mode);
         assert_eq!(seen["issued_at"], 1_767_225_600);
         assert_eq!(seen["payload"], payload);

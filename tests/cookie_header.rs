@@ -28,7 +28,7 @@ fn value_for(sessions: &Sessions, user: u64, now: i64) -> String {
 }
 
 fn user(sessions: &Sessions, headers: &[&str]) -> (LoadOutcome, Option<u64>) {
-    let mut session = sessions.load(headers.iter().copied(), at(T0));
+    let session = sessions.load(headers.iter().copied(), at(T0));
     (session.outcome(), session.get("user_id").unwrap())
 }
 
@@ -108,15 +108,15 @@ fn a_token_is_used_only_when_the_token_source_is_enabled() {
         .unwrap();
     let v = value_for(&on, 5, T0);
 
-    let mut session = off.load_with_token([], Some(&v), at(T0));
+    let session = off.load_with_token([], Some(&v), at(T0));
     assert_eq!(session.outcome(), LoadOutcome::New, "ignored by default");
 
-    let mut session = on.load_with_token([], Some(&v), at(T0));
+    let session = on.load_with_token([], Some(&v), at(T0));
     assert_eq!(session.get::<u64>("user_id").unwrap(), Some(5));
 
     // The cookie comes first: a token cannot override a valid cookie session.
     let cookie = format!("sid={}", value_for(&on, 6, T0));
-    let mut session = on.load_with_token([cookie.as_str()], Some(&v), at(T0));
+    let session = on.load_with_token([cookie.as_str()], Some(&v), at(T0));
     assert_eq!(session.get::<u64>("user_id").unwrap(), Some(6));
 }
 
@@ -135,7 +135,7 @@ fn garbage_cookie_headers_load_as_new_or_invalid() {
         "sid=\u{0}",
         "sid=é; ;=;",
     ] {
-        let mut session = sessions.load([header], at(T0));
+        let session = sessions.load([header], at(T0));
         let outcome = session.outcome();
         assert!(
             matches!(outcome, LoadOutcome::New | LoadOutcome::Invalid),
@@ -165,7 +165,7 @@ proptest! {
     fn arbitrary_sid_values_never_panic_and_never_load(value in "[ -~]{0,300}") {
         let sessions = sessions(Mode::Encrypted);
         let header = format!("sid={value}");
-        let mut session = sessions.load([header.as_str()], at(T0));
+        let session = sessions.load([header.as_str()], at(T0));
         prop_assert!(session.outcome() != LoadOutcome::Loaded);
         prop_assert!(session.finish(at(T0)).is_ok());
     }

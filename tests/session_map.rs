@@ -197,7 +197,7 @@ fn debug_shows_neither_data_nor_cookie_values() {
     let sessions = sessions(Mode::Signed);
     let browser = Browser::with_session(&sessions, T0, &small());
     let cookie = browser.cookie.clone().unwrap();
-    let mut session = sessions.load([cookie.as_str()], at(T0));
+    let session = sessions.load([cookie.as_str()], at(T0));
     assert_eq!(session.len(), 3);
     let shown = format!("{session:?} {sessions:?}");
     assert!(!shown.contains("q3Vb9XkL2m"), "{shown}");

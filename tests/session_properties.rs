@@ -138,7 +138,7 @@ proptest! {
         }
         // A final reload sees exactly the model.
         let headers: Vec<&str> = browser.cookie.iter().map(String::as_str).collect();
-        let mut session = sessions.load(headers, at(T0 + 10));
+        let session = sessions.load(headers, at(T0 + 10));
         let keys: Vec<String> = session.keys().map(String::from).collect();
         prop_assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
         for (k, v) in &model {

@@ -433,7 +433,7 @@ fn rejection_and_outcome_agree_whatever_the_order_of_duplicates() {
     let bad =
         "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let load = |headers: &[&str]| {
-        let mut s = sessions.load(headers.iter().copied(), at(T0));
+        let s = sessions.load(headers.iter().copied(), at(T0));
         let outcome = s.outcome();
         let rejection = s.rejection().map(ToString::to_string);
         (outcome, rejection)

@@ -164,7 +164,7 @@ fn rendered_headers_parse_back_with_the_same_value() {
     assert_eq!(parsed.name(), "sid");
     assert_eq!(parsed.secure(), Some(true));
     assert_eq!(parsed.max_age(), Some(time::Duration::seconds(1200)));
-    let mut session = sessions.load([format!("sid={}", parsed.value()).as_str()], at(T0 + 1));
+    let session = sessions.load([format!("sid={}", parsed.value()).as_str()], at(T0 + 1));
     assert_eq!(session.get::<u32>("user_id").unwrap(), Some(7));
 }
 

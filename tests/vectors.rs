@@ -1,14 +1,44 @@
-//! The known-answer vectors of `tests/vectors/v1.json`, produced by an independent Python
-//! implementation of FORMAT.md (`tests/vectors/generate.py`), reproduce exactly.
+//! The known-answer vectors of `tests/vectors/v1.json` and `v2.json`, produced by an
+//! independent Python implementation of FORMAT.md (`tests/vectors/generate.py`): both
+//! versions decode to their expected outcomes, and version 2 (what is written today)
+//! reproduces exactly.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use cookie_session::{Codec, Deadline, DecodeError, Key, KeyRing, Mode, inspect};
+use cookie_session::{Codec, Deadline, DecodeError, Key, KeyRing, Mode, Persistence, inspect};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+/// Every vector of both versions, each tagged with its version.
 fn vectors() -> Vec<Value> {
-    let file: Value = serde_json::from_str(include_str!("vectors/v1.json")).unwrap();
-    file["vectors"].as_array().unwrap().clone()
+    [
+        (1, include_str!("vectors/v1.json")),
+        (2, include_str!("vectors/v2.json")),
+    ]
+    .into_iter()
+    .flat_map(|(version, text)| {
+        let file: Value = serde_json::from_str(text).unwrap();
+        file["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(move |v| {
+                let mut v = v.clone();
+                v["version"] = version.into();
+                v
+            })
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}
+
+/// The session's own persistence a vector carries.
+fn persistence(v: &Value) -> Option<Persistence> {
+    match v["persistence"].as_str() {
+        None => None,
+        Some("persistent") => Some(Persistence::Persistent),
+        Some("browser-session") => Some(Persistence::BrowserSession),
+        Some(other) => panic!("unknown persistence {other}"),
+    }
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
@@ -49,7 +79,8 @@ fn outcome(
 #[test]
 fn every_vector_decodes_to_its_expected_outcome() {
     let vectors = vectors();
-    assert!(vectors.len() >= 20);
+    assert!(vectors.iter().filter(|v| v["version"] == 1).count() >= 20);
+    assert!(vectors.iter().filter(|v| v["version"] == 2).count() >= 25);
     for v in &vectors {
         let now = OffsetDateTime::from_unix_timestamp(v["now"].as_i64().unwrap()).unwrap();
         let result = codec_for(v).decode(field(v, "cookie_name"), field(v, "value"), now);
@@ -71,6 +102,12 @@ fn every_vector_decodes_to_its_expected_outcome() {
                 v["absolute_deadline"].as_i64().unwrap()
             );
             assert!(!opened.opened_with_older_key());
+            assert_eq!(
+                opened.stamp.persistence(),
+                persistence(v),
+                "vector {}",
+                v["name"]
+            );
         }
     }
 }
@@ -83,7 +120,7 @@ fn signed_vectors_reencode_byte_for_byte() {
     let mut checked = 0;
     for v in vectors()
         .iter()
-        .filter(|v| v["expect"] == "ok" && v["mode"] == "signed")
+        .filter(|v| v["expect"] == "ok" && v["mode"] == "signed" && v["version"] == 2)
     {
         let codec = codec_for(v);
         let now = OffsetDateTime::from_unix_timestamp(v["now"].as_i64().unwrap()).unwrap();
@@ -96,13 +133,39 @@ fn signed_vectors_reencode_byte_for_byte() {
         assert_eq!(again, field(v, "value"), "vector {}", v["name"]);
         checked += 1;
     }
-    assert!(checked >= 2);
+    assert!(checked >= 3);
+}
+
+#[test]
+fn version_1_cookies_still_read_and_are_re_issued_as_version_2() {
+    let mut checked = 0;
+    for v in vectors()
+        .iter()
+        .filter(|v| v["expect"] == "ok" && v["version"] == 1)
+    {
+        let codec = codec_for(v);
+        let now = OffsetDateTime::from_unix_timestamp(v["now"].as_i64().unwrap()).unwrap();
+        let opened = codec
+            .decode::<Value>(field(v, "cookie_name"), field(v, "value"), now)
+            .unwrap();
+        assert_eq!(opened.stamp.persistence(), None);
+        let again = codec
+            .encode(field(v, "cookie_name"), &opened.value, &opened.stamp)
+            .unwrap();
+        let seen = inspect(&again).unwrap();
+        assert_eq!(seen.version, 2);
+        assert_eq!(seen.session_id, opened.stamp.id());
+        checked += 1;
+    }
+    assert!(checked >= 4);
 }
 
 #[test]
 fn inspect_reads_vector_headers_without_a_key() {
     for v in vectors().iter().filter(|v| v["expect"] == "ok") {
         let seen = inspect(field(v, "value")).unwrap();
+        assert_eq!(u64::from(seen.version), v["version"].as_u64().unwrap());
+        assert_eq!(seen.persistence, persistence(v));
         assert_eq!(seen.session_id.to_string(), field(v, "session_id"));
         assert_eq!(seen.issued_at, v["issued_at"].as_u64().unwrap());
         assert_eq!(

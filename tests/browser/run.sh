@@ -16,9 +16,9 @@ if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; t
 fi
 chromium --version
 
-cargo build --quiet --features axum --example demo
+cargo build --quiet -p cookie-session-demo
 demo_out=$(mktemp)
-PORT=0 ./target/debug/examples/demo > "$demo_out" 2> /dev/null &
+PORT=0 ./target/debug/cookie-session-demo > "$demo_out" 2> /dev/null &
 demo_pid=$!
 trap 'kill "$demo_pid" 2> /dev/null || true; rm -f "$demo_out"' EXIT
 for _ in $(seq 50); do grep -q listening "$demo_out" && break; sleep 0.1; done

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Generate tests/vectors/v1.json: known-answer vectors for cookie-session wire format 1.
+"""Generate known-answer vectors for cookie-session wire formats 1 and 2.
 
 This is a second, independent implementation of FORMAT.md, written from the document and
 not from the Rust code, using only the Python `cryptography` package for AES, AES-GCM and
 HMAC/HKDF. The Rust tests check that the crate reproduces and accepts (or rejects) every
 vector, so the two implementations agree with each other and with FORMAT.md.
 
-Run it from the repository root:  python3 tests/vectors/generate.py > tests/vectors/v1.json
+Run it from the repository root:
+    python3 tests/vectors/generate.py v1 > tests/vectors/v1.json
+    python3 tests/vectors/generate.py v2 > tests/vectors/v2.json
+Version 1 (45-byte header) is what the crate wrote first and still reads; version 2 adds a
+flags byte after the times and is what it writes.
 """
 
 import base64
@@ -21,8 +25,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-FORMAT_SIGNED = 0x01
-FORMAT_ENCRYPTED = 0x02
+FORMATS = {1: {"signed": 0x01, "encrypted": 0x02}, 2: {"signed": 0x03, "encrypted": 0x04}}
+FLAGS = {None: 0x00, "browser-session": 0x01, "persistent": 0x03}
 
 
 def b64url(data: bytes) -> str:
@@ -70,8 +74,9 @@ def check_xaes_against_c2sp():
     assert got.hex() == "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d", got.hex()
 
 
-def header(fmt, key_id, session_id, iat, idle, absolute) -> bytes:
-    return bytes([fmt]) + key_id + session_id + struct.pack(">QQQ", iat, idle, absolute)
+def header(version, mode, key_id, session_id, iat, idle, absolute, flags=0) -> bytes:
+    hdr = bytes([FORMATS[version][mode]]) + key_id + session_id + struct.pack(">QQQ", iat, idle, absolute)
+    return hdr if version == 1 else hdr + bytes([flags])
 
 
 def associated_data(cookie_name: str, hdr: bytes) -> bytes:
@@ -79,10 +84,10 @@ def associated_data(cookie_name: str, hdr: bytes) -> bytes:
     return struct.pack(">H", len(name)) + name + hdr
 
 
-def encode(mode, master, cookie_name, session_id, iat, idle, absolute, payload, nonce=None):
+def encode(version, mode, master, cookie_name, session_id, iat, idle, absolute, payload,
+           nonce=None, flags=0):
     keys = derive(master)
-    fmt = FORMAT_SIGNED if mode == "signed" else FORMAT_ENCRYPTED
-    hdr = header(fmt, keys["key_id"], session_id, iat, idle, absolute)
+    hdr = header(version, mode, keys["key_id"], session_id, iat, idle, absolute, flags)
     ad = associated_data(cookie_name, hdr)
     if mode == "signed":
         tag = hmac.new(keys["sign"], ad + payload, hashlib.sha256).digest()
@@ -106,7 +111,7 @@ def flip_bit(value: str, byte_index: int) -> str:
     return b64url(bytes(raw))
 
 
-def main():
+def main(version):
     check_xaes_against_c2sp()
     key_a = bytes(range(32))
     key_b = hashlib.sha256(b"cookie-session known-answer key b").digest()
@@ -127,8 +132,9 @@ def main():
 
     vectors = []
 
-    def ok(name, mode, key, cookie_name, sid, iat, payload, nonce=None, now=None):
-        value = encode(mode, key, cookie_name, sid, iat, iat + idle, iat + life, compact(payload), nonce)
+    def ok(name, mode, key, cookie_name, sid, iat, payload, nonce=None, now=None, persistence=None):
+        value = encode(version, mode, key, cookie_name, sid, iat, iat + idle, iat + life,
+                       compact(payload), nonce, FLAGS[persistence])
         v = {
             "name": name,
             "mode": mode,
@@ -145,6 +151,8 @@ def main():
         }
         if nonce is not None:
             v["nonce"] = nonce.hex()
+        if persistence is not None:
+            v["persistence"] = persistence
         vectors.append(v)
         return v
 
@@ -158,6 +166,13 @@ def main():
     e1 = ok("encrypted-small", "encrypted", key_a, "session", sid_a, t0, small, nonce_1)
     ok("encrypted-nested-host-prefix", "encrypted", key_b, "__Host-sid", sid_b, t0 + 7, nested, nonce_2)
     ok("signed-idle-deadline-minus-one", "signed", key_a, "session", sid_a, t0, small, now=t0 + idle - 1)
+    if version == 2:
+        # A session's own "remember me" choice, in the flags byte.
+        ok("signed-persistent", "signed", key_a, "session", sid_a, t0, small, persistence="persistent")
+        ok("encrypted-persistent", "encrypted", key_b, "session", sid_b, t0, small, nonce_2,
+           persistence="persistent")
+        ok("encrypted-browser-session", "encrypted", key_a, "__Host-sid", sid_a, t0, nested, nonce_1,
+           persistence="browser-session")
 
     for base, mode in ((s1, "signed"), (e1, "encrypted")):
         reject(f"{mode}-other-cookie-name", base, "invalid", cookie_name="admin")
@@ -173,19 +188,32 @@ def main():
     reject("signed-as-encrypted", s1, "wrong-mode", mode="encrypted")
     reject("encrypted-as-signed", e1, "wrong-mode", mode="signed")
     reject("unknown-version", s1, "unsupported-version",
-           value=b64url(b"\x03" + unb64url(s1["value"])[1:]))
+           value=b64url(b"\x7f" + unb64url(s1["value"])[1:]))
+    if version == 2:
+        # Flags this version does not define are refused, also under a genuine tag.
+        keys = derive(key_a)
+        for flags in (0x02, 0x04, 0x80):
+            hdr = header(2, "signed", keys["key_id"], sid_a, t0, t0 + idle, t0 + life, flags)
+            ad = associated_data("session", hdr)
+            tag = hmac.new(keys["sign"], ad + compact(small), hashlib.sha256).digest()
+            reject(f"signed-unknown-flags-{flags:02x}", s1, "malformed",
+                   value=b64url(hdr + compact(small) + tag))
+        # A version-1 body relabelled as version 2: the flags byte is the JSON's "{".
+        reject("version-1-body-as-version-2", s1, "malformed",
+               value=b64url(b"\x03" + unb64url(encode(1, "signed", key_a, "session", sid_a, t0,
+                                                    t0 + idle, t0 + life, compact(small)))[1:]))
 
     # At the absolute deadline: a cookie re-issued late in the session so that idle < absolute
     # is not what triggers first.
     late = t0 + life - 600
-    v = encode("signed", key_a, "session", sid_a, late, t0 + life, t0 + life, compact(small))
+    v = encode(version, "signed", key_a, "session", sid_a, late, t0 + life, t0 + life, compact(small))
     vectors.append({
         "name": "signed-at-absolute-deadline", "mode": "signed", "key": b64url(key_a),
         "cookie_name": "session", "value": v, "now": t0 + life, "expect": "expired-absolute",
     })
 
     json.dump({
-        "format": "cookie-session wire format 1 (FORMAT.md)",
+        "format": f"cookie-session wire format {version} (FORMAT.md)",
         "generated_by": "tests/vectors/generate.py, an independent Python implementation using the cryptography package",
         "vectors": vectors,
     }, sys.stdout, indent=1, ensure_ascii=False)
@@ -193,4 +221,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    arg = sys.argv[1] if len(sys.argv) > 1 else "v1"
+    if arg not in ("v1", "v2"):
+        sys.exit("usage: generate.py v1|v2")
+    main(int(arg[1]))

@@ -1,4 +1,4 @@
-//! End to end: the demo server (`examples/demo.rs`, built by `cargo test`) on an ephemeral
+//! End to end: the demo server (`src/main.rs`, built by `cargo test`) on an ephemeral
 //! loopback port, driven by a real HTTP client; `Set-Cookie` presence and absence per route.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,16 +20,7 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
-    // target/debug/deps/demo_e2e-... -> target/debug/examples/demo
-    let exe = std::env::current_exe().unwrap();
-    let demo = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("demo");
-    assert!(demo.exists(), "build the demo first: {}", demo.display());
+    let demo = env!("CARGO_BIN_EXE_cookie-session-demo");
     let mut child = Command::new(demo)
         .env("PORT", "0")
         .env_remove("COOKIE_SESSION_KEY")
@@ -128,13 +119,12 @@ fn every_route_sends_exactly_the_headers_it_should() {
     let r = send(&agent, "GET", &url("/"), None, &[]);
     let set = r.set_cookie.expect("a first visit stores the counter");
     assert!(set.starts_with("demo-session="));
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Expires="] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(attribute), "{set} lacks {attribute}");
     }
-    // Max-Age counts down from the authenticated idle deadline (whole seconds): 1200 or,
-    // a fraction of a second into that second, 1199. Never more.
+    // A browser-session cookie until "remember me" is ticked.
     assert!(
-        set.contains("Max-Age=1200") || set.contains("Max-Age=1199"),
+        !set.contains("Max-Age") && !set.contains("Expires"),
         "{set}"
     );
     assert!(
@@ -154,20 +144,39 @@ fn every_route_sends_exactly_the_headers_it_should() {
     assert_eq!(r.cache_control, None);
     assert!(r.body.contains("\"count\":1"), "{}", r.body);
 
-    // Log in: a new cookie with a new session id.
+    // Log in with "remember me": a new cookie with a new session id, now persistent.
     let before = cookie.clone();
     let r = send(
         &agent,
         "POST",
         &url("/login"),
         Some(&cookie),
-        &[("user", "ada")],
+        &[("user", "ada"), ("remember", "1")],
     );
-    cookie = pair(&r.set_cookie.expect("login stores the user"));
+    let set = r.set_cookie.expect("login stores the user");
+    // Max-Age counts down from the authenticated idle deadline (whole seconds): 1200 or,
+    // a fraction of a second into that second, 1199. Never more.
+    assert!(
+        set.contains("Max-Age=1200") || set.contains("Max-Age=1199"),
+        "{set}"
+    );
+    assert!(set.contains("Expires="), "{set}");
+    cookie = pair(&set);
     assert_ne!(cookie, before);
     let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
     assert!(r.body.contains("\"user\":\"ada\""), "{}", r.body);
     assert_eq!(r.set_cookie, None);
+    // The flash message shows once, and "remember me" is kept by later re-issues.
+    let r = send(&agent, "GET", &url("/"), Some(&cookie), &[]);
+    assert!(r.body.contains("Welcome, ada."), "{}", r.body);
+    let set = r
+        .set_cookie
+        .expect("the visit counter and the taken flash are changes");
+    assert!(set.contains("Max-Age="), "{set}");
+    cookie = pair(&set);
+    let r = send(&agent, "GET", &url("/"), Some(&cookie), &[]);
+    assert!(!r.body.contains("Welcome"), "{}", r.body);
+    cookie = pair(&r.set_cookie.unwrap());
 
     // A note: stored.
     let r = send(
@@ -189,6 +198,11 @@ fn every_route_sends_exactly_the_headers_it_should() {
         &[("text", &huge)],
     );
     assert_eq!((r.status, r.set_cookie.as_deref()), (500, None));
+    assert!(
+        r.body.contains("could not be saved"),
+        "a short text body: {}",
+        r.body
+    );
     let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
     assert!(r.body.contains("remember the milk"), "{}", r.body);
 

@@ -1,27 +1,29 @@
 //! A small axum site that keeps its visitors' sessions in encrypted cookies.
 //!
-//! Run with `cargo run --example demo` and open the printed URL. `PORT` sets the port
-//! (default 3000; 0 picks a free one), `COOKIE_SESSION_KEY` the key (default: a new random
-//! key per start, so restarting logs everyone out).
+//! Run with `cargo run -p cookie-session-demo` (from the repository root) and open the
+//! printed URL. `PORT` sets the port (default 3000; 0 picks a free one),
+//! `COOKIE_SESSION_KEY` the key (default: a new random key per start, so restarting logs
+//! everyone out).
 //!
-//! Routes: `GET /` counts visits (writes), `POST /login` (`user`) regenerates the session
-//! and stores the user, `POST /note` (`text`) stores a note, `GET /me` shows the session as
-//! JSON (read-only: never sends a cookie), `POST /logout` deletes the session, `GET /health`
-//! never touches it.
+//! Routes: `GET /` counts visits (writes) and shows flash messages, `POST /login` (`user`,
+//! optional `remember`) regenerates the session and stores the user, `POST /note` (`text`)
+//! stores a note, `GET /me` shows the session as JSON (read-only: never sends a cookie),
+//! `POST /logout` deletes the session, `GET /health` never touches it.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Form;
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use cookie_session::tower::{SessionHandle, SessionLayer};
-use cookie_session::{Key, KeyRing, Mode, Persistence, SessionConfig, TouchPolicy};
+use cookie_session::tower::SessionLayer;
+use cookie_session::{
+    Key, KeyRing, Mode, Persistence, SessionConfig, SessionError, SessionHandle, TouchPolicy,
+};
 use serde::Deserialize;
 use serde_json::json;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = match std::env::var("COOKIE_SESSION_KEY") {
         Ok(text) => Key::from_base64url(&text)?,
@@ -38,7 +40,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(key))
         .with_name("demo-session")
         .with_insecure_http_for_local_development()
-        .with_persistence(Persistence::Persistent)
         .with_idle_timeout(Duration::from_secs(20 * 60))
         .with_touch_policy(TouchPolicy::SLIDING)
         .build()?;
@@ -63,28 +64,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-type Handled = Result<Response, Response>;
-
-/// Session errors become a 500 (a value of the wrong type, a session gone).
-fn fail(error: impl std::fmt::Display) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
-}
+/// Session errors become a 500 through `?` (`SessionError` is an axum `IntoResponse`).
+type Handled = Result<Response, SessionError>;
 
 async fn index(session: SessionHandle) -> Handled {
-    let mut s = session.lock().map_err(fail)?;
-    let count = s.get::<u64>("count").map_err(fail)?.unwrap_or(0) + 1;
-    s.insert("count", &count).map_err(fail)?;
-    let user = s.get::<String>("user").map_err(fail)?;
-    let note = s.get::<String>("note").map_err(fail)?.unwrap_or_default();
+    let count = session.get::<u64>("count")?.unwrap_or(0) + 1;
+    session.insert("count", &count)?;
+    let user = session.get::<String>("user")?;
+    let note = session.get::<String>("note")?.unwrap_or_default();
+    let flashes: String = session
+        .take_flashes()?
+        .iter()
+        .map(|f| format!("<p class=flash>{}</p>", escape(&f.message)))
+        .collect();
     let greeting = match &user {
         Some(user) => format!("Logged in as <b>{}</b>.", escape(user)),
         None => "Not logged in.".to_owned(),
     };
     Ok(Html(format!(
         "<!doctype html><title>cookie-session demo</title>\
-         <h1>cookie-session demo</h1>\
+         <h1>cookie-session demo</h1>{flashes}\
          <p id=count>Visits in this session: {count}</p><p>{greeting}</p><p>Note: {note}</p>\
-         <form method=post action=/login><input name=user placeholder=name><button id=login>Log in</button></form>\
+         <form method=post action=/login><input name=user placeholder=name>\
+         <label><input type=checkbox name=remember value=1> remember me</label><button id=login>Log in</button></form>\
          <form method=post action=/note><input name=text placeholder=note><button id=save>Save note</button></form>\
          <form method=post action=/logout><button id=logout>Log out</button></form>\
          <p><a href=/me>/me</a> (read-only) &middot; <a href=/health>/health</a> (no session)</p>",
@@ -96,12 +98,19 @@ async fn index(session: SessionHandle) -> Handled {
 #[derive(Deserialize)]
 struct LoginForm {
     user: String,
+    remember: Option<String>,
 }
 
 async fn login(session: SessionHandle, Form(form): Form<LoginForm>) -> Handled {
-    let mut s = session.lock().map_err(fail)?;
-    s.regenerate().map_err(fail)?; // a new session id at login, against fixation
-    s.insert("user", &form.user).map_err(fail)?;
+    // One consistent change: a new id at login (against fixation), then the user.
+    session.with(|s| -> Result<(), SessionError> {
+        s.regenerate()?;
+        s.insert("user", &form.user)?;
+        if form.remember.is_some() {
+            s.set_persistence(Persistence::Persistent); // "remember me": survives a browser restart
+        }
+        s.flash("info", &format!("Welcome, {}.", form.user))
+    })??;
     Ok(page(&format!("Logged in as {}.", escape(&form.user))))
 }
 
@@ -111,23 +120,21 @@ struct NoteForm {
 }
 
 async fn note(session: SessionHandle, Form(form): Form<NoteForm>) -> Handled {
-    let mut s = session.lock().map_err(fail)?;
-    s.insert("note", &form.text).map_err(fail)?;
+    session.insert("note", &form.text)?;
     Ok(page(&format!("Saved a note of {} bytes.", form.text.len())))
 }
 
 async fn me(session: SessionHandle) -> Handled {
-    let mut s = session.lock().map_err(fail)?;
     Ok(Json(json!({
-        "user": s.get::<String>("user").map_err(fail)?,
-        "note": s.get::<String>("note").map_err(fail)?,
-        "count": s.get::<u64>("count").map_err(fail)?,
+        "user": session.get::<String>("user")?,
+        "note": session.get::<String>("note")?,
+        "count": session.get::<u64>("count")?,
     }))
     .into_response())
 }
 
 async fn logout(session: SessionHandle) -> Handled {
-    session.lock().map_err(fail)?.delete();
+    session.delete()?;
     Ok(page("Logged out."))
 }
 
