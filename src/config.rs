@@ -56,7 +56,7 @@ pub enum TouchPolicy {
 }
 
 impl TouchPolicy {
-    /// Renew after half of the idle timeout.
+    /// Renew after half of the idle timeout: the default.
     pub const SLIDING: Self = Self::Renew { after_percent: 50 };
 }
 
@@ -123,7 +123,7 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// The defaults: name `__Host-session`, `Path=/`, no `Domain`, `Secure`, `HttpOnly`,
     /// `SameSite=Lax`, a browser-session cookie, idle timeout 20 minutes, lifetime 14 days,
-    /// [`TouchPolicy::OnChange`], older keys re-issued, [`SaveMode::Automatic`], 4096 bytes,
+    /// [`TouchPolicy::SLIDING`], older keys re-issued, [`SaveMode::Automatic`], 4096 bytes,
     /// no token source, no revocation check.
     #[must_use]
     pub fn new(mode: Mode, ring: KeyRing) -> Self {
@@ -140,7 +140,7 @@ impl SessionConfig {
             persistence: Persistence::BrowserSession,
             idle: Duration::from_secs(20 * 60),
             lifetime: Duration::from_secs(14 * 86_400),
-            touch: TouchPolicy::OnChange,
+            touch: TouchPolicy::SLIDING,
             reissue_older_keys: true,
             save: SaveMode::Automatic,
             max_size: DEFAULT_MAX_SIZE,
@@ -234,7 +234,10 @@ impl SessionConfig {
         self
     }
 
-    /// When to re-send the cookie. Default [`TouchPolicy::OnChange`].
+    /// When to re-send the cookie. Default [`TouchPolicy::SLIDING`]: a visitor who only reads
+    /// stays logged in while active, and read-only requests send a `Set-Cookie` at most once
+    /// per half idle window. [`TouchPolicy::OnChange`] never re-sends for reads (and so logs
+    /// a reading visitor out after the idle timeout).
     #[must_use]
     pub const fn with_touch_policy(mut self, touch: TouchPolicy) -> Self {
         self.touch = touch;
@@ -357,6 +360,12 @@ impl SessionConfig {
             return Err(ConfigError::ZeroDuration);
         }
         Ok(())
+    }
+
+    /// The touch policy.
+    #[must_use]
+    pub fn touch_policy(&self) -> TouchPolicy {
+        self.touch
     }
 
     pub(crate) fn codec(&self) -> Codec {

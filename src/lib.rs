@@ -1,3 +1,7 @@
+// Link targets for the README's reference links, defined before the README so that in
+// rustdoc they win over the README's own file links (the first definition of a reference
+// counts), which work on GitHub and crates.io but not here.
+#![doc = "[security-md]: crate::manual::security\n[format-md]: crate::manual::format\n[rotation-md]: crate::manual::key_rotation\n"]
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -24,6 +28,22 @@ mod stamp;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod xaes;
+
+/// The design documents, part of the API documentation: nothing to call here.
+pub mod manual {
+    /// SECURITY.md: threat model, limits, key handling, what each feature adds.
+    pub mod security {
+        #![doc = include_str!("../SECURITY.md")]
+    }
+    /// FORMAT.md: the wire format byte by byte, with known-answer vectors.
+    pub mod format {
+        #![doc = include_str!("../FORMAT.md")]
+    }
+    /// The key-rotation runbook for several instances (also in the README).
+    pub mod key_rotation {
+        #![doc = include_str!("../docs/key-rotation.md")]
+    }
+}
 
 /// Entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`); not API.
 #[cfg(fuzzing)]

@@ -221,3 +221,138 @@ fn load_reads_the_session_from_a_header_that_is_not_utf8() {
         assert_eq!(session.get::<u64>("user").unwrap(), Some(7));
     }
 }
+
+async fn body_text(response: Response<Body>) -> String {
+    use http_body_util::BodyExt as _;
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// `?` in a handler: a session error becomes a 500 with a short body that names no key.
+#[tokio::test]
+async fn session_errors_work_with_the_question_mark_in_handlers() {
+    let sessions = config(Mode::Signed).build().unwrap();
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(|s: SessionHandle| async move {
+                s.insert("secret_key_name", "text")?;
+                let n = s.get::<u64>("secret_key_name")?; // wrong type: an error
+                Ok::<_, cookie_session::SessionError>(format!("{n:?}"))
+            }),
+        )
+        .layer(SessionLayer::new(sessions));
+    let response = call(&mut app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "no save on a 5xx"
+    );
+    let body = body_text(response).await;
+    assert_eq!(body.trim(), "the session could not be used");
+}
+
+fn oversized_app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route(
+            "/big",
+            get(|s: SessionHandle| async move {
+                s.insert("blob", &"x".repeat(5000)).unwrap();
+                "stored?"
+            }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn a_session_that_cannot_be_saved_gets_a_text_500_or_the_applications_response() {
+    let sessions = config(Mode::Signed).build().unwrap();
+    let mut app = oversized_app(SessionLayer::new(sessions.clone()));
+    let response = call(&mut app, Request::get("/big").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(
+        body_text(response).await.trim(),
+        "the session could not be saved"
+    );
+
+    let layer = SessionLayer::new(sessions).with_save_failure(|error| {
+        assert!(matches!(
+            error,
+            cookie_session::SessionError::Encode(cookie_session::EncodeError::TooLarge { .. })
+        ));
+        let mut response = axum::http::Response::new("Too much in your basket.".to_owned());
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        response
+    });
+    let mut app = oversized_app(layer);
+    let response = call(&mut app, Request::get("/big").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(body_text(response).await, "Too much in your basket.");
+}
+
+/// A minimal `tracing` subscriber that records each event's fields as text.
+mod capture {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct Events(pub(crate) Arc<Mutex<Vec<String>>>);
+
+    struct Text<'a>(&'a mut String);
+
+    impl Visit for Text<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, "{}={:?} ", field.name(), value);
+        }
+    }
+
+    impl Subscriber for Events {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut text = format!("{} ", event.metadata().level());
+            event.record(&mut Text(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+}
+
+/// Operators see what happened: rejected cookies (the reason, not the value), a session too
+/// large (size, limit and keys, not values), a failed save.
+#[test]
+fn rejections_and_failed_saves_are_logged_without_values() {
+    let events = capture::Events::default();
+    let seen = events.0.clone();
+    tracing::subscriber::with_default(events, || {
+        let sessions = sessions(Mode::Signed);
+        let mut session = sessions.load(["sid=AAAAsecret-looking-value"], at(T0));
+        assert_eq!(session.outcome(), LoadOutcome::Invalid);
+        session.insert("card_number", "4111111111111111").unwrap();
+        session.insert("blob", &"y".repeat(5000)).unwrap();
+        assert!(session.finish(at(T0)).is_err());
+    });
+    let log = seen.lock().unwrap().join("\n");
+    assert!(log.contains("reason=\"unsupported-version\""), "{log}");
+    assert!(log.contains("size=") && log.contains("limit=4096"), "{log}");
+    assert!(
+        log.contains("card_number") && log.contains("blob"),
+        "keys are named: {log}"
+    );
+    for secret in ["4111111111111111", "yyyy", "secret-looking-value"] {
+        assert!(!log.contains(secret), "{secret} leaked: {log}");
+    }
+}

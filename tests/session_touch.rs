@@ -462,3 +462,27 @@ fn rejection_and_outcome_agree_whatever_the_order_of_duplicates() {
     assert!(reason.is_some());
     assert_eq!(load(&[]), (LoadOutcome::New, None));
 }
+
+/// The default policy keeps a visitor who only reads logged in while active (TurboGears'
+/// expectation), with a `Set-Cookie` only once per half idle window.
+#[test]
+fn with_the_defaults_a_reading_visitor_stays_logged_in_with_few_set_cookies() {
+    let sessions = config(Mode::Signed).build().unwrap();
+    assert_eq!(sessions.config().touch_policy(), TouchPolicy::SLIDING);
+    let mut browser = Browser::with_session(&sessions, T0, &small());
+    let mut renewals = 0;
+    // Reads every 5 minutes for an hour, three times the 20-minute idle timeout.
+    for minute in (5..=60).step_by(5) {
+        let d = browser.request(&sessions, T0 + minute * 60, |s| {
+            assert_eq!(
+                s.outcome(),
+                LoadOutcome::Loaded,
+                "logged out at minute {minute}"
+            );
+            read_user(s);
+        });
+        renewals += usize::from(is_set(&d));
+    }
+    // A renewal when more than 10 minutes passed since the last issue: minutes 15, 30, 45, 60.
+    assert_eq!(renewals, 4);
+}

@@ -72,15 +72,17 @@ class WebDriver:
     def script(self, source, *args):
         return self.cmd("POST", "/execute/sync", {"script": source, "args": list(args)})
 
-    def submit(self, base, form_action, field=None, value=None):
+    def submit(self, base, form_action, field=None, value=None, **more):
         """POSTs a form from /health (a page that never touches the session, so nothing
         but the form changes it), like the demo's own forms; returns the result page."""
         self.go(base + "health")
+        fields = ({field: value} if field else {}) | more
         self.script(
             "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
-            "if (arguments[1]) { const i = document.createElement('input');"
-            "  i.name = arguments[1]; i.value = arguments[2]; f.appendChild(i); }"
-            "document.body.appendChild(f); f.submit();", form_action, field, value)
+            "for (const [name, value] of Object.entries(arguments[1])) {"
+            "  const i = document.createElement('input'); i.name = name; i.value = value;"
+            "  f.appendChild(i); }"
+            "document.body.appendChild(f); f.submit();", form_action, fields)
         for _ in range(50):
             if self.script("return location.pathname") == form_action:
                 break
@@ -116,8 +118,7 @@ def main(url):
         check("SameSite=Lax", cookie.get("sameSite") == "Lax", cookie)
         check("Path=/", cookie.get("path") == "/", cookie)
         check("no Secure (plain-HTTP development mode)", cookie.get("secure") is False, cookie)
-        remaining = cookie.get("expiry", 0) - time.time()
-        check("persistent, expiring with the 20-minute idle deadline", 1100 < remaining <= 1201, remaining)
+        check("a browser-session cookie until 'remember me'", "expiry" not in cookie, cookie)
 
         wd.go(url)
         check("the cookie is sent back (the counter continues)", "Visits in this session: 2" in wd.text(), wd.text())
@@ -128,9 +129,19 @@ def main(url):
         check("the read-only page sees the session", '"count":2' in wd.text(), wd.text())
 
         before = wd.cookies()[NAME]["value"]
-        text = wd.submit(url, "/login", "user", "ada")
-        after = wd.cookies().get(NAME, {}).get("value")
-        check("login replaces the cookie (regenerated session)", after not in (None, before), text)
+        text = wd.submit(url, "/login", "user", "ada", remember="1")
+        after = wd.cookies().get(NAME, {})
+        check("login replaces the cookie (regenerated session)",
+              after.get("value") not in (None, before), text)
+        remaining = after.get("expiry", 0) - time.time()
+        check("'remember me': persistent, expiring with the 20-minute idle deadline",
+              1100 < remaining <= 1201, remaining)
+        wd.go(url)
+        check("a flash message greets the user once", "Welcome, ada." in wd.text(), wd.text())
+        remaining = wd.cookies()[NAME].get("expiry", 0) - time.time()
+        check("a later re-issue stays persistent", 1100 < remaining <= 1201, remaining)
+        wd.go(url)
+        check("the flash message is gone on the next page", "Welcome" not in wd.text(), wd.text())
         wd.go(url + "me")
         check("the session knows the user", '"user":"ada"' in wd.text(), wd.text())
 
