@@ -295,18 +295,26 @@ fn usage_errors_exit_2() {
     assert!(String::from_utf8_lossy(&weak.stderr).contains("cookie-session keygen"));
 }
 
-const VALIDATE: &str = "--validate-key=8f0c6a52-5b1e-4f43-9a7e-2d3c4b5a6f70";
-
+/// The Beaker vectors file and its vector called `name` (cookies made by the real Beaker).
 #[cfg(feature = "beaker")]
-#[test]
-fn beaker_cookies_made_by_real_beaker_decode_with_internal_keys_as_metadata() {
+fn beaker_vector(name: &str) -> (Value, Value) {
     let file: Value = serde_json::from_str(include_str!("vectors/beaker.json")).unwrap();
     let v = file["vectors"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "gcm-simple")
-        .unwrap();
+        .find(|v| v["name"] == name)
+        .unwrap()
+        .clone();
+    (file, v)
+}
+
+const VALIDATE: &str = "--validate-key=8f0c6a52-5b1e-4f43-9a7e-2d3c4b5a6f70";
+
+#[cfg(feature = "beaker")]
+#[test]
+fn beaker_cookies_made_by_real_beaker_decode_with_internal_keys_as_metadata() {
+    let (file, v) = beaker_vector("gcm-simple");
     let now = format!("{}", v["now"].as_f64().unwrap() as i64);
     let encrypt = format!("--encrypt-key={}", file["encrypt_key"].as_str().unwrap());
     let args = [
@@ -425,13 +433,7 @@ fn beaker_encode_decode_timeout_and_usage_errors() {
 #[cfg(feature = "beaker")]
 #[test]
 fn beaker_keys_come_from_files_or_the_environment() {
-    let file: Value = serde_json::from_str(include_str!("vectors/beaker.json")).unwrap();
-    let v = file["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "gcm-simple")
-        .unwrap();
+    let (file, v) = beaker_vector("gcm-simple");
     let validate = file["validate_key"].as_str().unwrap();
     let encrypt = file["encrypt_key"].as_str().unwrap();
     let now = format!("{}", v["now"].as_f64().unwrap() as i64);
