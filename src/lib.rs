@@ -24,6 +24,7 @@ mod key;
 mod map;
 mod session;
 mod stamp;
+pub mod store;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

@@ -1,0 +1,436 @@
+//! Server-side session storage: the [`SessionStore`] trait every backend implements, the
+//! types it speaks in, and the backends of this crate ([`MemoryStore`]).
+//!
+//! A store holds opaque bytes under a [`StoreKey`] with an absolute expiry and a
+//! [`Version`] for compare-and-set. It knows nothing of sessions, cookies or JSON, and no
+//! clock: every operation that depends on time takes `now`, so a test needs no sleeps and
+//! every backend agrees on the boundary (a record whose `expires` is `now` has expired, the
+//! same rule as cookie deadlines).
+//!
+//! The trait is async with return-position `impl Future` (no `async-trait`); [`DynStore`]
+//! is its boxed, object-safe form for type erasure (`Arc<dyn DynStore>` is itself a
+//! `SessionStore`). The conformance suite (feature `store-testing`,
+//! [`store_conformance!`](crate::store_conformance)) checks any implementation, ours or a
+//! third party's, against the semantics documented on each method.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+mod memory;
+
+#[cfg(feature = "store-testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
+pub mod conformance;
+
+pub use memory::{MemoryStore, WhenFull};
+
+/// Where a session's record lives: a keyed hash of the session id, never the id itself, so
+/// a leaked store dump or a log of store keys yields no usable cookie.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(pub(crate) [u8; 32]);
+
+impl StoreKey {
+    /// A key from its 32 bytes (as read back from a store, or in tests).
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Its 32 bytes.
+    #[must_use]
+    pub const fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl fmt::Display for StoreKey {
+    /// 64 lowercase hex digits: the form text-keyed backends store.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({self})")
+    }
+}
+
+/// A record's version: 1 when created, one more on every successful save. Compare-and-set
+/// on it is what keeps two concurrent requests from losing each other's update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(pub u64);
+
+impl Version {
+    /// The version of a freshly created record.
+    pub const FIRST: Self = Self(1);
+
+    /// The version after one more save.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+/// What a store holds for one session.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// The session data, exactly as written.
+    pub data: Vec<u8>,
+    /// The first second at which the record is no longer valid.
+    pub expires: OffsetDateTime,
+    /// The version, for [`SessionStore::save`].
+    pub version: Version,
+}
+
+impl Record {
+    /// A record of these parts.
+    #[must_use]
+    pub fn new(data: Vec<u8>, expires: OffsetDateTime, version: Version) -> Self {
+        Self {
+            data,
+            expires,
+            version,
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The data is session data: only its size is shown.
+        f.debug_struct("Record")
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("expires", &self.expires)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A store operation failed. "No such session" is never an error: [`SessionStore::load`]
+/// answers it with `Ok(None)`, so an unreachable backend can never pass for a logged-out
+/// visitor.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `create` or `rename` found a live record under the key.
+    Duplicate,
+    /// `save` was given a version that is no longer current: another request saved first.
+    Conflict,
+    /// The record was deleted or has expired: nothing was written or recreated.
+    Gone,
+    /// The data is larger than the store accepts.
+    TooLarge {
+        /// The size of the data, in bytes.
+        size: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+    /// The store is full and configured to refuse new sessions rather than evict.
+    Full,
+    /// The backend could not be reached or failed; the operation may or may not have been
+    /// applied only where the backend says so (see each backend).
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Duplicate => f.write_str("a live session record already has this key"),
+            Self::Conflict => f.write_str(
+                "the session record was saved by another request since it was loaded",
+            ),
+            Self::Gone => f.write_str("the session record was deleted or has expired"),
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "session data is {size} bytes, over the store's limit of {limit}; store less in the session"
+            ),
+            Self::Full => f.write_str(
+                "the session store is full and refuses new sessions; raise its limits or let it evict",
+            ),
+            Self::Unavailable(_) => f.write_str("the session store is unavailable"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// A future returned by [`DynStore`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where server-side sessions live.
+///
+/// Implementations must give exactly these semantics (the conformance suite checks each):
+///
+/// - A record is *live* while `now < expires`. An expired record behaves as absent for
+///   every operation, before and after any sweep.
+/// - Every operation is atomic with respect to the others on the same key: of two
+///   concurrent `create`s of one key, or two `save`s with the same expected version,
+///   exactly one succeeds.
+/// - Failures of the backend are [`StoreError::Unavailable`], never "absent".
+pub trait SessionStore: Send + Sync + 'static {
+    /// The live record under `key`, or `None`.
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Inserts a new record at [`Version::FIRST`]. A live record under `key` is
+    /// [`StoreError::Duplicate`] and stays untouched; an expired one is replaced.
+    fn create(
+        &self,
+        key: &StoreKey,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+
+    /// Replaces the data and expiry of the live record under `key` if its version is
+    /// `expected`, and returns the next version. Another version: [`StoreError::Conflict`],
+    /// nothing changes. No live record: [`StoreError::Gone`], nothing is created.
+    fn save(
+        &self,
+        key: &StoreKey,
+        expected: Version,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+
+    /// Moves the expiry of the live record under `key` to `expires` if that is later; it
+    /// never shortens it and never changes the version. No live record:
+    /// [`StoreError::Gone`].
+    fn touch(
+        &self,
+        key: &StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves the live record under `from` to `to` (data, expiry and version), atomically:
+    /// afterwards `from` is absent. No live record under `from`: [`StoreError::Gone`]. A
+    /// live record under `to`: [`StoreError::Duplicate`], nothing moves.
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the record under `key`; `true` if a live one was there. Idempotent.
+    fn delete(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes at most `max` expired records and returns how many it removed; live records
+    /// are never touched. A caller drains by repeating until fewer than `max` come back.
+    /// Backends whose engine expires records itself return `Ok(0)`.
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The object-safe form of [`SessionStore`], implemented for every store: use
+/// `Arc<dyn DynStore>` where the store's type must not appear (it is a `SessionStore`
+/// itself).
+pub trait DynStore: Send + Sync + 'static {
+    /// [`SessionStore::load`].
+    fn load_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+    /// [`SessionStore::create`].
+    fn create_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        data: &'a [u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Version, StoreError>>;
+    /// [`SessionStore::save`].
+    fn save_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Version,
+        data: &'a [u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Version, StoreError>>;
+    /// [`SessionStore::touch`].
+    fn touch_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`SessionStore::rename`].
+    fn rename_boxed<'a>(
+        &'a self,
+        from: &'a StoreKey,
+        to: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`SessionStore::delete`].
+    fn delete_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// [`SessionStore::sweep`].
+    fn sweep_boxed(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn load_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(self.load(key, now))
+    }
+    fn create_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        data: &'a [u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Version, StoreError>> {
+        Box::pin(self.create(key, data, expires, now))
+    }
+    fn save_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Version,
+        data: &'a [u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Version, StoreError>> {
+        Box::pin(self.save(key, expected, data, expires, now))
+    }
+    fn touch_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.touch(key, expires, now))
+    }
+    fn rename_boxed<'a>(
+        &'a self,
+        from: &'a StoreKey,
+        to: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.rename(from, to, now))
+    }
+    fn delete_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.delete(key, now))
+    }
+    fn sweep_boxed(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.sweep(now, max))
+    }
+}
+
+// The boxed futures borrow the store, the key and the data together, a region the opaque
+// types of the trait cannot name; so this owns what it needs: a clone of the `Arc`, the
+// key (32 bytes, `Copy`) and, for writes, a copy of the data. The calls go through
+// `*store` (the trait object's own methods): `store.load_boxed` would pick the blanket
+// `DynStore` impl of this very `Arc`, and recurse.
+impl SessionStore for Arc<dyn DynStore> {
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        let (store, key) = (Arc::clone(self), *key);
+        async move { (*store).load_boxed(&key, now).await }
+    }
+    fn create(
+        &self,
+        key: &StoreKey,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let (store, key, data) = (Arc::clone(self), *key, data.to_vec());
+        async move { (*store).create_boxed(&key, &data, expires, now).await }
+    }
+    fn save(
+        &self,
+        key: &StoreKey,
+        expected: Version,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let (store, key, data) = (Arc::clone(self), *key, data.to_vec());
+        async move {
+            (*store)
+                .save_boxed(&key, expected, &data, expires, now)
+                .await
+        }
+    }
+    fn touch(
+        &self,
+        key: &StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (store, key) = (Arc::clone(self), *key);
+        async move { (*store).touch_boxed(&key, expires, now).await }
+    }
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (store, from, to) = (Arc::clone(self), *from, *to);
+        async move { (*store).rename_boxed(&from, &to, now).await }
+    }
+    fn delete(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let (store, key) = (Arc::clone(self), *key);
+        async move { (*store).delete_boxed(&key, now).await }
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let store = Arc::clone(self);
+        async move { (*store).sweep_boxed(now, max).await }
+    }
+}
