@@ -108,3 +108,16 @@ impl std::fmt::Display for Chain<'_> {
         Ok(())
     }
 }
+
+/// A sweep of expired sessions failed; the sweeper backs off and tries again.
+pub(crate) fn sweep_failed(error: &crate::store::StoreError, consecutive: u32) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "cookie_session",
+        consecutive_failures = consecutive,
+        error = %Chain(error),
+        "sweeping expired sessions failed; backing off and trying again"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (error, consecutive);
+}

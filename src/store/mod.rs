@@ -21,12 +21,14 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 mod memory;
+mod sweeper;
 
 #[cfg(feature = "store-testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod conformance;
 
 pub use memory::{MemoryStore, WhenFull};
+pub use sweeper::{Sweeper, SweeperStats};
 
 /// Where a session's record lives: a keyed hash of the session id, never the id itself, so
 /// a leaked store dump or a log of store keys yields no usable cookie.
@@ -432,5 +434,65 @@ impl SessionStore for Arc<dyn DynStore> {
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let store = Arc::clone(self);
         async move { (*store).sweep_boxed(now, max).await }
+    }
+}
+
+/// A shared store is a store: the same one can serve the session layer and the sweeper.
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).load(key, now)
+    }
+    fn create(
+        &self,
+        key: &StoreKey,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        (**self).create(key, data, expires, now)
+    }
+    fn save(
+        &self,
+        key: &StoreKey,
+        expected: Version,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        (**self).save(key, expected, data, expires, now)
+    }
+    fn touch(
+        &self,
+        key: &StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).touch(key, expires, now)
+    }
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).rename(from, to, now)
+    }
+    fn delete(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete(key, now)
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).sweep(now, max)
     }
 }
