@@ -669,3 +669,55 @@ fn without_the_beaker_feature_there_is_no_beaker_format() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `sweep --store sqlite:PATH` removes expired sessions for cron, and nothing else.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sweep_removes_expired_sessions_from_an_sqlite_store() {
+    use cookie_session::store::{SessionStore, SqliteStore, StoreKey, block_on};
+    let dir = std::env::temp_dir().join(format!("cookie-session-cli-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sessions.db");
+    let t0 = time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        for n in 0..25u8 {
+            let ttl = if n < 20 { 60 } else { 86_400 };
+            block_on(store.create(
+                &StoreKey::from_bytes([n; 32]),
+                b"x",
+                t0 + time::Duration::seconds(ttl),
+                t0,
+            ))
+            .unwrap();
+        }
+    }
+    let target = format!("sqlite:{}", path.display());
+    let later = "1767229200";
+    let out = run(
+        &["sweep", "--store", &target, "--batch", "7", "--now", later],
+        None,
+    );
+    let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(result["removed"], 20);
+    let store = SqliteStore::open(&path).unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_767_229_200).unwrap();
+    for n in 20..25u8 {
+        assert!(
+            block_on(store.load(&StoreKey::from_bytes([n; 32]), at))
+                .unwrap()
+                .is_some()
+        );
+    }
+    // Usage errors: no such file, an unknown store kind.
+    let missing = format!("sqlite:{}", dir.join("nope.db").display());
+    for store in [missing.as_str(), "redis://localhost"] {
+        assert_eq!(
+            run(&["sweep", "--store", store], None).status.code(),
+            Some(2),
+            "{store}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,8 +22,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 use time::{Duration, OffsetDateTime};
 
@@ -75,25 +74,7 @@ fn op<T>(what: &str, result: Result<T, StoreError>) -> Result<T, Failure> {
     result.map_err(|e| format!("{what} failed: {e} ({e:?})"))
 }
 
-/// Runs a future to completion on this thread (the suite's default executor, for stores
-/// that need no runtime).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
+pub use super::block_on;
 
 /// A future of the suite, boxed so that several can run together.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

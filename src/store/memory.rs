@@ -35,13 +35,8 @@ const RECORD_OVERHEAD: usize = 128;
 /// is held.
 ///
 /// ```
-/// use cookie_session::store::{MemoryStore, SessionStore, StoreKey, WhenFull};
+/// use cookie_session::store::{MemoryStore, SessionStore, StoreKey, WhenFull, block_on};
 /// # use cookie_session::time::{Duration, OffsetDateTime};
-/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     let waker = std::task::Waker::noop();
-/// #     let mut f = std::pin::pin!(f);
-/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(waker)) { return v } }
-/// # }
 ///
 /// let store = MemoryStore::new()
 ///     .with_max_entries(10_000)

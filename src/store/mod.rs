@@ -21,13 +21,20 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod sweeper;
+#[cfg(feature = "sqlite")]
+mod worker;
 
 #[cfg(feature = "store-testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod conformance;
 
 pub use memory::{MemoryStore, WhenFull};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
 pub use sweeper::{Sweeper, SweeperStats};
 
 /// Where a session's record lives: a keyed hash of the session id, never the id itself, so
@@ -165,6 +172,35 @@ impl std::error::Error for StoreError {
             Self::Unavailable(e) => Some(&**e),
             _ => None,
         }
+    }
+}
+
+/// Runs a future to completion on the current thread, parking it while the future waits:
+/// for a cron job or a command-line tool that calls a store once (a server uses its own
+/// runtime). The store's futures need no particular runtime.
+///
+/// ```
+/// use cookie_session::store::{MemoryStore, Sweeper, block_on};
+/// let removed = block_on(Sweeper::new().sweep_once(&MemoryStore::new(), time::OffsetDateTime::now_utc()))?;
+/// assert_eq!(removed, 0);
+/// # Ok::<(), cookie_session::store::StoreError>(())
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 

@@ -1,16 +1,4 @@
-//! Housekeeping that never dies: a [`Sweeper`] removes expired records in bounded batches,
-//! and keeps going whatever the store does.
-//!
-//! Beaker and TurboGears never delete expired sessions (their users are told to write cron
-//! jobs), and tower-sessions' deletion loop ends at its first error. This one reports an
-//! error (a `tracing` event and an optional callback), backs off, and tries again; it
-//! drains in batches until one comes back short, so a backlog is cleared without holding
-//! the store for long; and it exposes when it last succeeded, how many records it removed
-//! and how many rounds in a row failed, for a health check.
-//!
-//! It needs no runtime: [`Sweeper::run`] takes the clock and a `sleep` function (with
-//! tokio, `tokio::time::sleep`), and [`Sweeper::step`] is one round, for tests and for
-//! callers with their own scheduling. [`Sweeper::sweep_once`] drains once, for cron.
+//! The sweeper of expired sessions: see [`Sweeper`].
 
 use std::fmt;
 use std::future::Future;
@@ -26,7 +14,19 @@ use super::{SessionStore, StoreError};
 /// What the sweeper calls on every failed round (besides the `tracing` event).
 type OnError = Arc<dyn Fn(&StoreError) + Send + Sync>;
 
-/// Removes expired records periodically; see the [module](self) documentation.
+/// Housekeeping that never dies: removes expired records in bounded batches,
+/// and keeps going whatever the store does.
+///
+/// Beaker and TurboGears never delete expired sessions (their users are told to write cron
+/// jobs), and tower-sessions' deletion loop ends at its first error. This one reports an
+/// error (a `tracing` event and an optional callback), backs off, and tries again; it
+/// drains in batches until one comes back short, so a backlog is cleared without holding
+/// the store for long; and it exposes when it last succeeded, how many records it removed
+/// and how many rounds in a row failed, for a health check.
+///
+/// It needs no runtime: [`Sweeper::run`] takes the clock and a `sleep` function (with
+/// tokio, `tokio::time::sleep`), and [`Sweeper::step`] is one round, for tests and for
+/// callers with their own scheduling. [`Sweeper::sweep_once`] drains once, for cron.
 ///
 /// ```
 /// use std::time::Duration;

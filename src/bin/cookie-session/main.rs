@@ -85,6 +85,20 @@ enum Command {
         /// The cookie value, `name=value`, or a `Cookie:` header.
         value: String,
     },
+    /// Remove expired server-side sessions from a store, in batches, until none is left
+    /// (for cron; a server runs the same sweeper in the background). Prints the count.
+    #[cfg(feature = "sqlite")]
+    Sweep {
+        /// The store: `sqlite:PATH` (the table `sessions`) or `sqlite:PATH#TABLE`.
+        #[arg(long, value_name = "STORE")]
+        store: String,
+        /// At most this many records per statement.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        batch: usize,
+        /// The current time as UNIX seconds (default: the system clock).
+        #[arg(long, value_name = "UNIX_SECS", allow_negative_numbers = true)]
+        now: Option<i64>,
+    },
     /// Show a cookie value's header, and a signed cookie's payload, WITHOUT verifying it.
     Inspect {
         /// The cookie to pick from a pasted `Cookie:` header.
@@ -204,6 +218,12 @@ fn run(command: Command) -> Result<String, Failure> {
             }
             decode(&keys, &cookie, &value, ignore_expiry)
         }
+        #[cfg(feature = "sqlite")]
+        Command::Sweep {
+            store,
+            batch,
+            now: at,
+        } => sweep(&store, batch, now(at)?),
         Command::Inspect { name, value } => {
             let value = pasted(&value, name.as_deref())?;
             let seen =
@@ -211,6 +231,30 @@ fn run(command: Command) -> Result<String, Failure> {
             Ok(pretty(&inspection_json(&seen)))
         }
     }
+}
+
+/// `sweep --store sqlite:PATH[#TABLE]`.
+#[cfg(feature = "sqlite")]
+fn sweep(store: &str, batch: usize, now: OffsetDateTime) -> Result<String, Failure> {
+    use cookie_session::store::{SqliteStore, Sweeper, block_on};
+    let Some(location) = store.strip_prefix("sqlite:") else {
+        return Err(Failure::Usage(format!(
+            "--store {store:?}: say `sqlite:PATH` (the stores this build knows: sqlite)"
+        )));
+    };
+    let (path, table) = location.rsplit_once('#').unwrap_or((location, "sessions"));
+    if !std::path::Path::new(path).exists() {
+        return Err(Failure::Usage(format!("--store: no database at {path}")));
+    }
+    let store = SqliteStore::open_with_table(path, table)
+        .map_err(|e| Failure::Rejected(format!("cannot open the store: {e}")))?;
+    let removed = block_on(
+        Sweeper::new()
+            .with_batch_size(batch)
+            .sweep_once(&store, now),
+    )
+    .map_err(|e| Failure::Rejected(format!("sweep failed: {e}")))?;
+    Ok(pretty(&json!({ "removed": removed })))
 }
 
 impl From<ModeArg> for Mode {

@@ -1,0 +1,402 @@
+//! Sessions in SQLite (feature `sqlite`): see [`SqliteStore`].
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use time::OffsetDateTime;
+
+use super::worker::Worker;
+use super::{Record, SessionStore, StoreError, StoreKey, Version};
+
+/// Sessions in an SQLite database (feature `sqlite`), the embedded default
+/// for server-side sessions: one file, no server, shared by every process on the machine.
+///
+/// SQLite is compiled in (rusqlite's `bundled`), so no system library is needed. Every
+/// statement runs on a dedicated thread, so the async runtime's threads never block on the
+/// database. The schema is created on open:
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS sessions (
+///     key     BLOB PRIMARY KEY,     -- the 32-byte StoreKey, never the session id
+///     data    BLOB NOT NULL,
+///     expires INTEGER NOT NULL,     -- UNIX seconds
+///     version INTEGER NOT NULL
+/// );
+/// CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+/// ```
+///
+/// Expiries are kept to the second (sub-second parts are dropped), like the cookies'.
+///
+/// ```
+/// use cookie_session::store::{SessionStore, SqliteStore, StoreKey};
+/// # use cookie_session::time::{Duration, OffsetDateTime};
+/// # use cookie_session::store::block_on;
+///
+/// let store = SqliteStore::open_in_memory()?; // or SqliteStore::open("sessions.db")?
+/// let now = OffsetDateTime::now_utc();
+/// let key = StoreKey::from_bytes([7; 32]);
+/// block_on(store.create(&key, b"{}", now + Duration::minutes(20), now))?;
+/// assert!(block_on(store.load(&key, now))?.is_some());
+/// # Ok::<(), cookie_session::store::StoreError>(())
+/// ```
+#[derive(Debug)]
+pub struct SqliteStore {
+    worker: Worker<Db>,
+    max_record: usize,
+}
+
+/// The connection and the statements' table name, owned by the worker thread.
+struct Db {
+    conn: Connection,
+    table: String,
+}
+
+/// SQLite's answer, as a store error.
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn datetime(secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| {
+        StoreError::Unavailable(format!("a stored expiry is out of range: {e}").into())
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, with the table `sessions`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or the schema created.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_table(path, "sessions")
+    }
+
+    /// Opens the database file at `path` with sessions in `table` (letters, digits and `_`,
+    /// not starting with a digit).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`StoreError::Unavailable`] also for an invalid table name.
+    pub fn open_with_table(path: impl AsRef<Path>, table: &str) -> Result<Self, StoreError> {
+        let path: PathBuf = path.as_ref().to_owned();
+        Self::start(table, move || Connection::open(path))
+    }
+
+    /// A private database in memory, gone with the store: for tests and single-process
+    /// development.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::start("sessions", Connection::open_in_memory)
+    }
+
+    /// The largest record's data; larger is [`StoreError::TooLarge`]. Default 1 MiB.
+    #[must_use]
+    pub const fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = bytes;
+        self
+    }
+
+    fn start(
+        table: &str,
+        connect: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let valid = table
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(StoreError::Unavailable(
+                format!("{table:?} is not a table name (letters, digits and _)").into(),
+            ));
+        }
+        let table = table.to_owned();
+        let worker = Worker::start("cookie-session-sqlite", move || {
+            let conn = connect().map_err(unavailable)?;
+            // Another process (a second instance, the CLI's sweep) may hold the write lock
+            // briefly: wait for it rather than fail.
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(unavailable)?;
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE IF NOT EXISTS {table} (
+                     key BLOB PRIMARY KEY,
+                     data BLOB NOT NULL,
+                     expires INTEGER NOT NULL,
+                     version INTEGER NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);"
+            ))
+            .map_err(unavailable)?;
+            Ok(Db { conn, table })
+        })?;
+        Ok(Self {
+            worker,
+            max_record: 1 << 20,
+        })
+    }
+
+    fn check_size(&self, data: &[u8]) -> Result<(), StoreError> {
+        if data.len() > self.max_record {
+            return Err(StoreError::TooLarge {
+                size: data.len(),
+                limit: self.max_record,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// The version of the live record under `key`, if any.
+    fn live_version(&self, key: &[u8; 32], now: i64) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT version FROM {} WHERE key = ?1 AND expires > ?2",
+                    self.table
+                ),
+                params![key.as_slice(), now],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map(|v| u64::try_from(v).unwrap_or(0)))
+            .map_err(unavailable)
+    }
+}
+
+/// A version as SQLite stores it (versions stay far below `i64::MAX`).
+fn sql_version(version: Version) -> i64 {
+    i64::try_from(version.0).unwrap_or(i64::MAX)
+}
+
+impl SessionStore for SqliteStore {
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        let (key, now) = (key.0, unix(now));
+        self.worker.run(move |db| {
+            let row = db
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT data, expires, version FROM {} WHERE key = ?1 AND expires > ?2",
+                        db.table
+                    ),
+                    params![key.as_slice(), now],
+                    |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(data, expires, version)| {
+                Ok(Record::new(
+                    data,
+                    datetime(expires)?,
+                    Version(u64::try_from(version).unwrap_or(0)),
+                ))
+            })
+            .transpose()
+        })
+    }
+
+    fn create(
+        &self,
+        key: &StoreKey,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let checked = self.check_size(data);
+        let (key, data, expires, now) = (key.0, data.to_vec(), unix(expires), unix(now));
+        // The size is checked before the job is sent: a sent job runs whether or not the
+        // future is awaited.
+        let job = checked.map(|()| {
+            self.worker.run(move |db| {
+                // One statement: insert, or take over the key of an expired record; a live one
+                // is left alone, and then nothing changed.
+                let changed = db
+                    .conn
+                    .execute(
+                        &format!(
+                            "INSERT INTO {t} (key, data, expires, version) VALUES (?1, ?2, ?3, 1)
+                         ON CONFLICT (key) DO UPDATE
+                         SET data = excluded.data, expires = excluded.expires, version = 1
+                         WHERE {t}.expires <= ?4",
+                            t = db.table
+                        ),
+                        params![key.as_slice(), data, expires, now],
+                    )
+                    .map_err(unavailable)?;
+                if changed == 1 {
+                    Ok(Version::FIRST)
+                } else {
+                    Err(StoreError::Duplicate)
+                }
+            })
+        });
+        async move { job?.await }
+    }
+
+    fn save(
+        &self,
+        key: &StoreKey,
+        expected: Version,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let checked = self.check_size(data);
+        let (key, data, expires, now) = (key.0, data.to_vec(), unix(expires), unix(now));
+        // The size is checked before the job is sent: a sent job runs whether or not the
+        // future is awaited.
+        let job = checked.map(|()| {
+            self.worker.run(move |db| {
+                // Compare-and-set in one statement.
+                let changed = db
+                    .conn
+                    .execute(
+                        &format!(
+                            "UPDATE {} SET data = ?1, expires = ?2, version = version + 1
+                         WHERE key = ?3 AND version = ?4 AND expires > ?5",
+                            db.table
+                        ),
+                        params![data, expires, key.as_slice(), sql_version(expected), now],
+                    )
+                    .map_err(unavailable)?;
+                if changed == 1 {
+                    return Ok(expected.next());
+                }
+                match db.live_version(&key, now)? {
+                    None => Err(StoreError::Gone),
+                    Some(_) => Err(StoreError::Conflict),
+                }
+            })
+        });
+        async move { job?.await }
+    }
+
+    fn touch(
+        &self,
+        key: &StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (key, expires, now) = (key.0, unix(expires), unix(now));
+        self.worker.run(move |db| {
+            let changed = db
+                .conn
+                .execute(
+                    &format!(
+                        "UPDATE {} SET expires = MAX(expires, ?1) WHERE key = ?2 AND expires > ?3",
+                        db.table
+                    ),
+                    params![expires, key.as_slice(), now],
+                )
+                .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Gone)
+            }
+        })
+    }
+
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (from, to, now) = (from.0, to.0, unix(now));
+        self.worker.run(move |db| {
+            let tx = db.conn.transaction().map_err(unavailable)?;
+            let table = &db.table;
+            let live = |key: &[u8; 32]| {
+                tx.query_row(
+                    &format!("SELECT 1 FROM {table} WHERE key = ?1 AND expires > ?2"),
+                    params![key.as_slice(), now],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(unavailable)
+            };
+            if !live(&from)? {
+                return Err(StoreError::Gone);
+            }
+            if from == to {
+                return Ok(());
+            }
+            if live(&to)? {
+                return Err(StoreError::Duplicate);
+            }
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE key = ?1"),
+                params![to.as_slice()],
+            )
+            .map_err(unavailable)?;
+            tx.execute(
+                &format!("UPDATE {table} SET key = ?1 WHERE key = ?2"),
+                params![to.as_slice(), from.as_slice()],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+    }
+
+    fn delete(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let (key, now) = (key.0, unix(now));
+        self.worker.run(move |db| {
+            let expires: Option<i64> = db
+                .conn
+                .query_row(
+                    &format!("DELETE FROM {} WHERE key = ?1 RETURNING expires", db.table),
+                    params![key.as_slice()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(expires.is_some_and(|e| e > now))
+        })
+    }
+
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let now = unix(now);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.worker.run(move |db| {
+            // Bounded and ordered by the expiry index: the oldest first, at most `max`.
+            db.conn
+                .execute(
+                    &format!(
+                        "DELETE FROM {t} WHERE key IN
+                         (SELECT key FROM {t} WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
+                        t = db.table
+                    ),
+                    params![now, max],
+                )
+                .map_err(unavailable)
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! A dedicated thread for a blocking backend: the async runtime's threads hand it work and
+//! await the answer, and are never blocked by it (no runtime needed: the answer wakes
+//! whatever executor polls the future).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use super::StoreError;
+
+/// A job for the worker: runs with exclusive access to the worker's state `T`.
+type Job<T> = Box<dyn FnOnce(&mut T) + Send>;
+
+/// The handle to a worker thread that owns a `T` (a database connection).
+pub(crate) struct Worker<T> {
+    jobs: Mutex<mpsc::Sender<Job<T>>>,
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").finish_non_exhaustive()
+    }
+}
+
+impl<T: 'static> Worker<T> {
+    /// Starts a thread named `name` that owns the value `open` makes there.
+    pub(crate) fn start(
+        name: &str,
+        open: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Job<T>>();
+        let (ready, opened) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let mut state = match open() {
+                    Ok(state) => {
+                        let _ = ready.send(Ok(()));
+                        state
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                // Ends when every handle is dropped (the channel closes).
+                for job in queue {
+                    job(&mut state);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        opened
+            .recv()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))??;
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `job` on the worker thread; the future resolves to its result.
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut T) -> Result<R, StoreError> + Send + 'static,
+    ) -> impl Future<Output = Result<R, StoreError>> + Send + 'static {
+        let slot = Arc::new(Mutex::new(Slot::<Result<R, StoreError>>::default()));
+        let answer = Answer(Some(Arc::clone(&slot)));
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Box::new(move |state: &mut T| answer.give(job(state))));
+        if sent.is_err() {
+            // The thread is gone: the reply slot was dropped with the job, so it is closed.
+            slot.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
+        }
+        Reply(slot)
+    }
+}
+
+struct Slot<R> {
+    value: Option<R>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl<R> Default for Slot<R> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            waker: None,
+            closed: false,
+        }
+    }
+}
+
+/// The worker's side: gives the answer, or (dropped unanswered, e.g. the job panicked)
+/// closes the slot so that the future does not wait forever.
+struct Answer<R>(Option<Arc<Mutex<Slot<R>>>>);
+
+impl<R> Answer<R> {
+    fn give(mut self, value: R) {
+        if let Some(slot) = self.0.take() {
+            let waker = {
+                let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.value = Some(value);
+                slot.waker.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<R> Drop for Answer<R> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            let waker = {
+                let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.closed = true;
+                slot.waker.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// The caller's side.
+struct Reply<R>(Arc<Mutex<Slot<Result<R, StoreError>>>>);
+
+impl<R> Future for Reply<R> {
+    type Output = Result<R, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = slot.value.take() {
+            return Poll::Ready(value);
+        }
+        if slot.closed {
+            return Poll::Ready(Err(StoreError::Unavailable(
+                "the store's worker thread has stopped".into(),
+            )));
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
