@@ -170,6 +170,12 @@ impl Codec {
         self.max_size
     }
 
+    /// The limit on JSON nesting.
+    #[must_use]
+    pub const fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
     /// Encodes `value` as JSON into a cookie value for the cookie `name`, under the ring's
     /// current key. The result contains only base64url characters.
     ///

@@ -350,6 +350,16 @@ pub enum SessionError {
     /// A [`SessionHandle`](crate::SessionHandle) was used after the response was produced
     /// (by a task that outlived its request, for example).
     Finished,
+    /// A server-side session was used before its record was read: await
+    /// [`SessionHandle::load`](crate::SessionHandle::load) first (the axum extractor does).
+    NotLoaded,
+    /// A server-side session is written with [`server::commit`](crate::server::commit),
+    /// which talks to its store, not with `finish`.
+    ServerSide,
+    /// A server-side session's store failed, or refused the data (see the
+    /// [`StoreError`](crate::store::StoreError)). Nothing was sent: the browser keeps its
+    /// cookie; answer `503 Service Unavailable` (the tower layer does).
+    Stored(crate::store::StoreError),
     /// A [`SessionHandle`](crate::SessionHandle) was used inside its own
     /// [`with`](crate::SessionHandle::with) closure on the same thread, which would
     /// deadlock: use the `&mut Session` the closure received instead.
@@ -364,6 +374,15 @@ impl fmt::Display for SessionError {
                 "session value {key:?} does not convert to or from the requested type"
             ),
             Self::Encode(_) => write!(f, "session could not be saved into its cookie"),
+            Self::Stored(_) => write!(f, "the session store failed"),
+            Self::NotLoaded => write!(
+                f,
+                "the server-side session was used before it was loaded; await SessionHandle::load first"
+            ),
+            Self::ServerSide => write!(
+                f,
+                "a server-side session is saved with server::commit, not Session::finish"
+            ),
             Self::Finished => write!(
                 f,
                 "the response was already produced; the session can no longer be used"
@@ -381,7 +400,8 @@ impl std::error::Error for SessionError {
         match self {
             Self::Value { source, .. } => Some(source),
             Self::Encode(e) => Some(e),
-            Self::Finished | Self::InUse => None,
+            Self::Stored(e) => Some(e),
+            Self::Finished | Self::InUse | Self::NotLoaded | Self::ServerSide => None,
         }
     }
 }

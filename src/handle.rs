@@ -33,6 +33,7 @@ use crate::flash::Flash;
 use crate::session::{Decision, LoadOutcome, Session};
 use crate::stamp::Persistence;
 use crate::stamp::SessionId;
+use crate::store::DynStore;
 
 /// A request's session, cheap to clone and shareable with the handler's helpers.
 ///
@@ -63,7 +64,15 @@ use crate::stamp::SessionId;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct SessionHandle(Arc<Mutex<Option<Session>>>);
+pub struct SessionHandle(Arc<Shared>);
+
+/// What the clones of a handle share.
+struct Shared {
+    slot: Mutex<Option<Session>>,
+    /// Server-side: where the data lives, and whether it has been read yet.
+    store: Option<Arc<dyn DynStore>>,
+    loaded: Mutex<bool>,
+}
 
 thread_local! {
     /// The handles whose `with` closure is running on this thread, to refuse re-entry
@@ -98,7 +107,63 @@ impl SessionHandle {
     /// of a handler builds directly.
     #[must_use]
     pub fn new(session: Session) -> Self {
-        Self(Arc::new(Mutex::new(Some(session))))
+        Self(Arc::new(Shared {
+            slot: Mutex::new(Some(session)),
+            store: None,
+            loaded: Mutex::new(true),
+        }))
+    }
+
+    /// A handle over a server-side session (from
+    /// [`Sessions::load_server_side`](crate::Sessions::load_server_side)) whose data is in
+    /// `store`: [`load`](Self::load) reads it (the axum extractor does that), after which the
+    /// handle works as any other.
+    #[must_use]
+    pub fn server_side(session: Session, store: Arc<dyn DynStore>) -> Self {
+        Self(Arc::new(Shared {
+            slot: Mutex::new(Some(session)),
+            store: Some(store),
+            loaded: Mutex::new(false),
+        }))
+    }
+
+    /// Server-side: reads the session's record from the store, once (later calls return at
+    /// once); a request without an authentic cookie reads nothing. Cookie sessions are
+    /// always loaded.
+    ///
+    /// # Errors
+    /// [`SessionError::Stored`] if the store fails (answer `503`: the visitor's cookie must
+    /// stay); [`SessionError::Finished`] after the response.
+    pub async fn load(&self) -> Result<(), SessionError> {
+        let Some(store) = &self.0.store else {
+            return Ok(());
+        };
+        if *self.0.loaded.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Ok(());
+        }
+        let (key, now) = self.locked(|s| (s.store_key(), s.now))?;
+        // The lock is not held across the read.
+        let record = match key {
+            Some(key) => store
+                .load_boxed(&key, now)
+                .await
+                .map_err(SessionError::Stored)?,
+            None => None,
+        };
+        let mut loaded = self.0.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*loaded {
+            let mut slot = self.0.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.as_mut()
+                .ok_or(SessionError::Finished)?
+                .attach(record)?;
+            *loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the session can be used: a server-side one only once loaded.
+    fn ready(&self) -> bool {
+        *self.0.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the session, locked for the length of the call: for several operations
@@ -121,10 +186,18 @@ impl SessionHandle {
     /// [`SessionError::InUse`] if called (on this handle) from inside its own `with`
     /// closure, which would otherwise deadlock.
     pub fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, SessionError> {
+        if !self.ready() {
+            return Err(SessionError::NotLoaded);
+        }
+        self.locked(f)
+    }
+
+    /// `f` on the session under the lock, loaded or not.
+    fn locked<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, SessionError> {
         let _in_use = InUse::enter(Arc::as_ptr(&self.0).addr())?;
         // A panic in an earlier closure poisons the mutex; the session itself is still a
         // consistent value (every mutation is a single step), so carry on.
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.0.slot.lock().unwrap_or_else(PoisonError::into_inner);
         let session = slot.as_mut().ok_or(SessionError::Finished)?;
         Ok(f(session))
     }
@@ -281,10 +354,30 @@ impl SessionHandle {
         self.take()?.ok_or(SessionError::Finished)?.finish(now)
     }
 
+    /// Finishes the session and retires the handle, as [`finish`](Self::finish) does, for
+    /// either kind of session: a server-side one is written to its store
+    /// ([`server::commit`](crate::server::commit)); one that was never loaded sends nothing.
+    ///
+    /// # Errors
+    /// As [`finish`](Self::finish) and [`server::commit`](crate::server::commit).
+    pub async fn commit(&self, now: OffsetDateTime) -> Result<Decision, SessionError> {
+        let session = self.take()?.ok_or(SessionError::Finished)?;
+        match &self.0.store {
+            None => session.finish(now),
+            Some(_) if !self.ready() => Ok(Decision::untouched()),
+            Some(store) => crate::server::commit(session, &**store, now).await,
+        }
+    }
+
     /// Takes the session out, if it is still there.
     pub(crate) fn take(&self) -> Result<Option<Session>, SessionError> {
         let _in_use = InUse::enter(Arc::as_ptr(&self.0).addr())?;
-        Ok(self.0.lock().unwrap_or_else(PoisonError::into_inner).take())
+        Ok(self
+            .0
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take())
     }
 }
 

@@ -32,6 +32,7 @@ const GENERATED_KEY_LEN: usize = 32;
 const INFO_KEY_ID: &[u8] = b"cookie-session v1 key id";
 const INFO_SIGN: &[u8] = b"cookie-session v1 hmac-sha256";
 const INFO_ENCRYPT: &[u8] = b"cookie-session v1 xaes-256-gcm";
+const INFO_STORE: &[u8] = b"cookie-session v1 store key";
 
 /// Placeholder secrets from tutorials, framework templates and leaked-secret word lists
 /// (Flask-Unsign, badsecrets), compared after [`normalize`]. Attackers try these first.
@@ -171,10 +172,12 @@ impl Key {
         // A 64-byte HMAC key fills exactly one SHA-256 block, so HMAC uses it unhashed.
         let sign = derive::<64>(&self.secret, INFO_SIGN);
         let encrypt = derive::<32>(&self.secret, INFO_ENCRYPT);
+        let store = derive::<64>(&self.secret, INFO_STORE);
         Prepared {
             id: self.id,
             mac: Hmac::<Sha256>::new(&(*sign).into()),
             cipher: Xaes::new(&encrypt),
+            store: Hmac::<Sha256>::new(&(*store).into()),
         }
     }
 }
@@ -311,6 +314,25 @@ pub(crate) struct Prepared {
     pub(crate) id: KeyId,
     pub(crate) mac: Hmac<Sha256>,
     pub(crate) cipher: Xaes,
+    /// Keys server-side records: `HMAC-SHA256(K_store, session id)` (see `store_key`).
+    pub(crate) store: Hmac<Sha256>,
+}
+
+impl Prepared {
+    /// Where the session `id`, in a cookie issued under this key, keeps its server-side
+    /// record: a keyed hash, so a store dump names no session id.
+    pub(crate) fn store_key(&self, id: crate::stamp::SessionId) -> crate::store::StoreKey {
+        use hmac::Mac as _;
+        let tag = self
+            .store
+            .clone()
+            .chain_update(id.0)
+            .finalize()
+            .into_bytes();
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&tag);
+        crate::store::StoreKey(key)
+    }
 }
 
 /// Whether a cookie was opened with the current key or an older one of the ring.

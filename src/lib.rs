@@ -22,6 +22,7 @@ pub mod http;
 mod json;
 mod key;
 mod map;
+pub mod server;
 mod session;
 mod stamp;
 pub mod store;

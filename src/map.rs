@@ -229,6 +229,29 @@ impl LazyMap {
             })
     }
 
+    /// Applies this map's changes (each key written or removed since loading, whose value
+    /// differs from its loaded one) to `other`: a request's own changes re-applied over a
+    /// newer state saved by another request. Keys this map did not change keep `other`'s
+    /// values.
+    pub(crate) fn replay_changes_onto(&self, other: &mut Self) {
+        for entry in &self.entries {
+            let key = entry.key(&self.text);
+            match (&entry.loaded, &entry.current) {
+                (_, Current::Loaded) | (None, Current::Removed) => {}
+                (Some(_), Current::Removed) => {
+                    other.remove(key);
+                }
+                (loaded, Current::Value(value)) => {
+                    let unchanged =
+                        loaded.is_some() && self.loaded_value(entry).as_ref() == Some(value);
+                    if !unchanged {
+                        other.insert(key, value.clone());
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes the map as a compact JSON object: unchanged values as their loaded bytes.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         out.push(b'{');

@@ -73,6 +73,7 @@ impl Sessions {
             now,
             candidates: cookie_header::find(cookie_headers, &self.inner.config.name),
             state: OnceCell::new(),
+            server_side: false,
         }
     }
 
@@ -136,6 +137,9 @@ pub enum LoadOutcome {
     /// An authentic session that the revocation check rejected: a new session; the cookie
     /// is removed.
     Revoked,
+    /// Server-side: an authentic cookie whose record is not in the store (logged out
+    /// elsewhere, expired, swept): a new session; the cookie is removed.
+    Missing,
     /// The cookie was rejected (tampered, foreign, wrong key, malformed): a new session;
     /// the cookie is removed. [`Session::rejection`] says why.
     Invalid,
@@ -146,29 +150,36 @@ pub enum LoadOutcome {
 /// The first call of any method decodes the cookie and records that the session was
 /// accessed (which makes the response carry `Vary: Cookie`); reads take `&self`.
 pub struct Session {
-    sessions: Sessions,
-    now: OffsetDateTime,
+    pub(crate) sessions: Sessions,
+    pub(crate) now: OffsetDateTime,
     candidates: Vec<String>,
     /// Decoded on first use, through `&self` as well: reads need no `&mut`.
-    state: OnceCell<State>,
+    pub(crate) state: OnceCell<State>,
+    /// Server-side: the cookie carries only the id, the data comes from a store
+    /// ([`crate::server`]).
+    pub(crate) server_side: bool,
 }
 
 /// The session once decoded.
-struct State {
-    outcome: LoadOutcome,
+pub(crate) struct State {
+    pub(crate) outcome: LoadOutcome,
     rejection: Option<DecodeError>,
     /// The authentic session's id and deadlines; `None` for a new session until it is
     /// first written (or regenerated).
-    stamp: Option<Stamp>,
+    pub(crate) stamp: Option<Stamp>,
+    /// The id of the key that authenticated the cookie.
+    pub(crate) key_id: Option<crate::key::KeyId>,
     /// The data; it remembers what was loaded, to tell a real change from a write of an
     /// equal value.
-    data: LazyMap,
+    pub(crate) data: LazyMap,
     /// Explicit save mode: the state committed by the last `save()`.
-    committed: Option<LazyMap>,
+    pub(crate) committed: Option<LazyMap>,
     /// `regenerate()` was called: re-issue whatever else happens.
-    regenerated: bool,
+    pub(crate) regenerated: bool,
+    /// Server-side: the record this session was loaded from (or has been written to).
+    pub(crate) record: Option<crate::server::Stored>,
     /// This session's own persistence choice (from its cookie, or `set_persistence`).
-    persistence: Option<Persistence>,
+    pub(crate) persistence: Option<Persistence>,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
     /// Where an authentic Beaker cookie of this request is stored, when that is not where
@@ -197,12 +208,22 @@ impl Session {
     }
 
     /// The decoded session, decoding it on first use.
-    fn state(&self) -> &State {
+    /// Whether anything looked at the session (so the response varies on the cookie).
+    pub(crate) fn accessed(&self) -> bool {
+        self.state.get().is_some()
+    }
+
+    /// Whether the request brought a cookie (or token) of the session's name.
+    pub(crate) fn has_candidates(&self) -> bool {
+        !self.candidates.is_empty()
+    }
+
+    pub(crate) fn state(&self) -> &State {
         self.state
             .get_or_init(|| decode(&self.sessions, &self.candidates, self.now))
     }
 
-    fn state_mut(&mut self) -> &mut State {
+    pub(crate) fn state_mut(&mut self) -> &mut State {
         self.state();
         self.state
             .get_mut()
@@ -351,6 +372,7 @@ impl Session {
         state.stamp = None;
         state.regenerated = false;
         state.persistence = None;
+        // The record stays known: a server-side session's response deletes it.
         state.legacy = Legacy::default();
         // `stray` stays: the removal must reach the Beaker cookie where it is stored.
     }
@@ -401,6 +423,9 @@ impl Session {
     /// limit). No header text exists then; the browser keeps its previous cookie, so the
     /// previous session stays in effect.
     pub fn finish(self, now: OffsetDateTime) -> Result<Decision, SessionError> {
+        if self.server_side {
+            return Err(SessionError::ServerSide);
+        }
         let Some(state) = self.state.into_inner() else {
             // Never accessed: nothing was decoded, nothing is sent, nothing varies.
             return Ok(Decision::untouched());
@@ -560,6 +585,8 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                     outcome: opened.outcome,
                     rejection: None,
                     persistence: opened.stamp.persistence(),
+                    key_id: opened.key_id,
+                    record: None,
                     stamp: Some(opened.stamp),
                     data: opened.data,
                     committed: None,
@@ -583,6 +610,8 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         outcome,
         rejection,
         stamp: None,
+        key_id: None,
+        record: None,
         data: LazyMap::default(),
         committed: None,
         regenerated: false,
@@ -613,6 +642,7 @@ fn keep_stray(kept: &mut Stray, found: Stray) {
 struct Opened {
     outcome: LoadOutcome,
     stamp: Stamp,
+    key_id: Option<crate::key::KeyId>,
     data: LazyMap,
     legacy: Legacy,
     stray: Stray,
@@ -662,6 +692,7 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejec
         return Ok(Opened {
             outcome: LoadOutcome::LoadedBeaker,
             stamp,
+            key_id: None,
             data: LazyMap::from_map(&cookie.data)?,
             legacy: Some(cookie),
             stray,
@@ -674,6 +705,7 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejec
             _ => LoadOutcome::Loaded,
         },
         stamp: opened.stamp,
+        key_id: Some(opened.key_id),
         data: opened.value,
         legacy: Legacy::default(),
         stray: None,
@@ -830,7 +862,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn untouched() -> Self {
+    pub(crate) fn untouched() -> Self {
         Self {
             cookie: CookieAction::Keep,
             removals: Vec::new(),
@@ -839,7 +871,7 @@ impl Decision {
         }
     }
 
-    fn accessed(cookie: CookieAction, removals: Vec<String>) -> Self {
+    pub(crate) fn accessed(cookie: CookieAction, removals: Vec<String>) -> Self {
         let sends = cookie != CookieAction::Keep || !removals.is_empty();
         Self {
             cookie,

@@ -39,6 +39,7 @@ use crate::error::SessionError;
 /// The handle lives at the crate root (it serves every adapter); also here for tower users.
 pub use crate::handle::SessionHandle;
 use crate::session::{CookieAction, Decision, Sessions};
+use crate::store::{DynStore, SessionStore, StoreError};
 
 /// What the response becomes when the session cannot be saved.
 type SaveFailure = Arc<dyn Fn(&SessionError) -> Response<String> + Send + Sync>;
@@ -57,6 +58,7 @@ pub struct SessionLayer {
     sessions: Sessions,
     save_on_server_error: bool,
     save_failure: Option<SaveFailure>,
+    store: Option<Arc<dyn DynStore>>,
 }
 
 impl SessionLayer {
@@ -67,7 +69,29 @@ impl SessionLayer {
             sessions,
             save_on_server_error: false,
             save_failure: None,
+            store: None,
         }
+    }
+
+    /// Server-side sessions: the cookie carries only a signed id, the data lives in
+    /// `store` (see [`server`](crate::server)). The store is read once per request, when a
+    /// handler extracts the session, and written once at the end when the request changed
+    /// something. When the store fails, the response is `503 Service Unavailable` with
+    /// `Retry-After`, and the visitor's cookie is left alone.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # use cookie_session::tower::SessionLayer;
+    /// use cookie_session::store::MemoryStore;
+    /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
+    /// let layer = SessionLayer::new(sessions).with_store(MemoryStore::new());
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
     }
 
     /// Whether a 5xx response still stores session changes. Default off: a handler that
@@ -123,6 +147,7 @@ impl fmt::Debug for SessionLayer {
             .field("sessions", &self.sessions)
             .field("save_on_server_error", &self.save_on_server_error)
             .field("save_failure", &self.save_failure.as_ref().map(|_| "<fn>"))
+            .field("server_side", &self.store.is_some())
             .finish()
     }
 }
@@ -161,25 +186,47 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let now = OffsetDateTime::now_utc();
-        let session =
-            crate::http::load(&self.layer.sessions, request.headers(), request.uri(), now);
-        let handle = SessionHandle::new(session);
+        let handle = match &self.layer.store {
+            None => SessionHandle::new(crate::http::load(
+                &self.layer.sessions,
+                request.headers(),
+                request.uri(),
+                now,
+            )),
+            Some(store) => {
+                let cookies = request
+                    .headers()
+                    .get_all(::http::header::COOKIE)
+                    .iter()
+                    .map(::http::HeaderValue::as_bytes);
+                let session = self.layer.sessions.load_server_side(cookies, now);
+                SessionHandle::server_side(session, Arc::clone(store))
+            }
+        };
         request.extensions_mut().insert(handle.clone());
         let response = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
             let mut response = response.await?;
-            // `Finished`: someone finished it already (nothing to do); `InUse` cannot happen
-            // here, outside any handler code.
-            let Ok(Some(session)) = handle.take() else {
+            let now = OffsetDateTime::now_utc();
+            // A failed handler's half-done changes are not stored (unless configured), in
+            // a cookie or in a store.
+            if response.status().is_server_error() && !layer.save_on_server_error {
+                if let Ok(Some(session)) = handle.take()
+                    && session.accessed()
+                {
+                    let vary_only = Decision::accessed(CookieAction::Keep, Vec::new());
+                    crate::http::apply(&vary_only, response.headers_mut());
+                }
                 return Ok(response);
-            };
-            match session.finish(OffsetDateTime::now_utc()) {
-                Ok(mut decision) => {
-                    if response.status().is_server_error() && !layer.save_on_server_error {
-                        decision = without_cookie(decision);
-                    }
-                    crate::http::apply(&decision, response.headers_mut());
+            }
+            match handle.commit(now).await {
+                Ok(decision) => crate::http::apply(&decision, response.headers_mut()),
+                // Someone finished it already: nothing to do.
+                Err(SessionError::Finished) => {}
+                Err(error @ SessionError::Stored(StoreError::Unavailable(_))) => {
+                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
+                    response = store_unavailable().map(ResBody::from);
                 }
                 Err(error) => {
                     crate::diagnostics::save_failed(layer.sessions.name(), &error);
@@ -191,14 +238,20 @@ where
     }
 }
 
-/// The decision with its cookie dropped (and so no cache advice), keeping `Vary`.
-fn without_cookie(decision: Decision) -> Decision {
-    let mut decision = decision;
-    decision.cookie = CookieAction::Keep;
-    decision.removals.clear();
-    decision.cache_private = false;
-    decision
+/// `503 Service Unavailable` with `Retry-After`, for a session store that is down: nothing
+/// is written and the visitor's cookie is not touched, so the session is there again when
+/// the store is.
+pub(crate) fn store_unavailable() -> Response<String> {
+    let mut response =
+        Response::new("the session store is unavailable; try again shortly\n".to_owned());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        ::http::header::RETRY_AFTER,
+        ::http::HeaderValue::from_static("5"),
+    );
+    response
 }
+
 
 /// The axum extractor (the `axum` feature): a handler takes a [`SessionHandle`] argument.
 #[cfg(feature = "axum")]
@@ -211,32 +264,51 @@ mod axum_extractor {
     use crate::error::SessionError;
     use crate::handle::SessionHandle;
 
+    /// Extracting the session reads a server-side session's record (once per request):
+    /// handlers that do not take the session cost no store I/O.
     impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
-        type Rejection = MissingSessionLayer;
+        type Rejection = SessionRejection;
 
         async fn from_request_parts(
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
-            parts
+            let handle = parts
                 .extensions
                 .get::<SessionHandle>()
                 .cloned()
-                .ok_or(MissingSessionLayer)
+                .ok_or(SessionRejection::MissingLayer)?;
+            match handle.load().await {
+                Ok(()) => Ok(handle),
+                Err(error) => {
+                    crate::diagnostics::handler_error(&error);
+                    Err(SessionRejection::StoreUnavailable)
+                }
+            }
         }
     }
 
-    /// A handler asked for a session on a route without [`SessionLayer`](super::SessionLayer).
-    #[derive(Debug, Clone, Copy)]
-    pub struct MissingSessionLayer;
+    /// Why a handler could not get its session.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum SessionRejection {
+        /// The route has no [`SessionLayer`](super::SessionLayer): a `500`.
+        MissingLayer,
+        /// The session store did not answer: a `503` with `Retry-After`; the visitor's
+        /// cookie is not touched.
+        StoreUnavailable,
+    }
 
-    impl IntoResponse for MissingSessionLayer {
+    impl IntoResponse for SessionRejection {
         fn into_response(self) -> Response {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "SessionLayer is not installed on this route",
-            )
-                .into_response()
+            match self {
+                Self::MissingLayer => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SessionLayer is not installed on this route",
+                )
+                    .into_response(),
+                Self::StoreUnavailable => super::store_unavailable().into_response(),
+            }
         }
     }
 
@@ -255,4 +327,4 @@ mod axum_extractor {
 }
 
 #[cfg(feature = "axum")]
-pub use axum_extractor::MissingSessionLayer;
+pub use axum_extractor::SessionRejection;

@@ -356,3 +356,215 @@ fn rejections_and_failed_saves_are_logged_without_values() {
         assert!(!log.contains(secret), "{secret} leaked: {log}");
     }
 }
+
+/// A store that can be switched off, as a database that stops answering.
+#[derive(Default)]
+struct Switchable {
+    inner: cookie_session::store::MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Switchable {
+    fn check(&self) -> Result<(), cookie_session::store::StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(cookie_session::store::StoreError::Unavailable(
+                "connection refused".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+mod switchable_impl {
+    use std::future::{Future, ready};
+
+    use cookie_session::store::{Record, SessionStore, StoreError, StoreKey, Version, block_on};
+    use time::OffsetDateTime;
+
+    use super::Switchable;
+
+    impl SessionStore for Switchable {
+        fn load(
+            &self,
+            k: &StoreKey,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.load(k, now))),
+            )
+        }
+        fn create(
+            &self,
+            k: &StoreKey,
+            d: &[u8],
+            e: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.create(k, d, e, now))),
+            )
+        }
+        fn save(
+            &self,
+            k: &StoreKey,
+            v: Version,
+            d: &[u8],
+            e: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.save(k, v, d, e, now))),
+            )
+        }
+        fn touch(
+            &self,
+            k: &StoreKey,
+            e: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.touch(k, e, now))),
+            )
+        }
+        fn rename(
+            &self,
+            a: &StoreKey,
+            b: &StoreKey,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.rename(a, b, now))),
+            )
+        }
+        fn delete(
+            &self,
+            k: &StoreKey,
+            now: OffsetDateTime,
+        ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.delete(k, now))),
+            )
+        }
+        fn sweep(
+            &self,
+            now: OffsetDateTime,
+            max: usize,
+        ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+            ready(
+                self.check()
+                    .and_then(|()| block_on(self.inner.sweep(now, max))),
+            )
+        }
+    }
+}
+
+fn server_side_app(store: std::sync::Arc<Switchable>) -> Router {
+    let sessions = config(Mode::Encrypted).build().unwrap();
+    Router::new()
+        .route(
+            "/login",
+            get(|s: SessionHandle| async move {
+                s.with(|s| -> Result<(), cookie_session::SessionError> {
+                    s.regenerate()?;
+                    s.insert("user", "ada")
+                })??;
+                Ok::<_, cookie_session::SessionError>("in")
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: SessionHandle| async move {
+                Ok::<_, cookie_session::SessionError>(format!("{:?}", s.get::<String>("user")?))
+            }),
+        )
+        .route(
+            "/logout",
+            get(|s: SessionHandle| async move {
+                s.delete()?;
+                Ok::<_, cookie_session::SessionError>("out")
+            }),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .layer(SessionLayer::new(sessions).with_store(store))
+}
+
+fn get_with(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn server_side_sessions_through_the_layer_end_in_a_logout_that_is_final() {
+    let store = std::sync::Arc::new(Switchable::default());
+    let mut app = server_side_app(store.clone());
+    let response = call(&mut app, get_with("/login", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = call(&mut app, get_with("/me", Some(&cookie))).await;
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(body_text(response).await, "Some(\"ada\")");
+    let response = call(&mut app, get_with("/logout", Some(&cookie))).await;
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // Replaying the pre-logout cookie finds no session.
+    let response = call(&mut app, get_with("/me", Some(&cookie))).await;
+    assert_eq!(body_text(response).await, "None");
+    assert!(store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_gives_503_with_retry_after_and_leaves_the_cookie() {
+    let store = std::sync::Arc::new(Switchable::default());
+    let mut app = server_side_app(store.clone());
+    let response = call(&mut app, get_with("/login", None)).await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    for path in ["/me", "/logout", "/login"] {
+        let response = call(&mut app, get_with(path, Some(&cookie))).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(response.headers()["retry-after"], "5");
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "{path}: the cookie stays"
+        );
+    }
+    // A new visitor's first write fails at the end of the request: 503 too, no cookie.
+    let response = call(&mut app, get_with("/login", None)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("set-cookie").is_none());
+    // A route that never takes the session is not affected.
+    let response = call(&mut app, get_with("/health", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Back up: the session is there again.
+    store
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let response = call(&mut app, get_with("/me", Some(&cookie))).await;
+    assert_eq!(body_text(response).await, "Some(\"ada\")");
+}

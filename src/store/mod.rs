@@ -141,6 +141,9 @@ pub enum StoreError {
     },
     /// The store is full and configured to refuse new sessions rather than evict.
     Full,
+    /// A record is not session data (not a JSON object within the nesting limit): written
+    /// by something else, or damaged.
+    Corrupt,
     /// The backend could not be reached or failed; the operation may or may not have been
     /// applied only where the backend says so (see each backend).
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
@@ -160,6 +163,9 @@ impl fmt::Display for StoreError {
             ),
             Self::Full => f.write_str(
                 "the session store is full and refuses new sessions; raise its limits or let it evict",
+            ),
+            Self::Corrupt => f.write_str(
+                "a stored session record is not a JSON object (damaged, or written by something else)",
             ),
             Self::Unavailable(_) => f.write_str("the session store is unavailable"),
         }

@@ -1,0 +1,397 @@
+//! Server-side sessions: the cookie carries only a signed session id, and the data lives in
+//! a [`SessionStore`].
+//!
+//! The session layer is the same as for cookie sessions (the map, change tracking, the
+//! touch policy); only where the data lives differs. The core never awaits: an adapter
+//!
+//! 1. loads the session with [`Sessions::load_server_side`], which verifies the cookie
+//!    (a forged or garbage id is rejected here, before any store I/O);
+//! 2. asks [`Session::store_key`] where the record is, and if there is one (and only when
+//!    a handler wants the session), reads it and [`Session::attach`]es it;
+//! 3. after the handler, calls [`commit`], which writes what the request changed (one
+//!    store operation in the usual case) and returns the response's [`Decision`].
+//!
+//! | request | store operations | `Set-Cookie` |
+//! |---|---|---|
+//! | never touches the session | none | none |
+//! | reads, renewal not due | `load` | none |
+//! | reads, renewal due (touch policy) | `load` + `touch` | none |
+//! | changes data | `load` + `save` (compare-and-set) | none |
+//! | new session written | `create` | set |
+//! | `regenerate()` | `rename` (+ `save` if the data changed) | set |
+//! | `delete()` | `delete` | removal |
+//! | cookie under an older key | `rename` to the current key's store key | re-issued |
+//!
+//! The cookie's idle deadline is its absolute one: idleness is the record's expiry, which
+//! `touch` and `save` move, so renewals need no new cookie.
+
+use time::OffsetDateTime;
+
+use crate::error::{EncodeError, SessionError};
+use crate::map::LazyMap;
+use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
+use crate::stamp::Stamp;
+use crate::store::{DynStore, Record, StoreError, StoreKey, Version};
+
+/// How often [`commit`] reloads and re-applies after a concurrent save (and how often it
+/// tries a new id after a duplicate).
+const MAX_RETRIES: usize = 3;
+
+/// The record a server-side session is bound to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub(crate) key: StoreKey,
+    pub(crate) version: Version,
+    pub(crate) expires: OffsetDateTime,
+}
+
+impl Sessions {
+    /// Prepares the server-side session of a request from its `Cookie` header values (as
+    /// bytes). The cookie is verified on first use; its data, if any, is ignored: the data
+    /// is the store's (see the [module](crate::server) documentation).
+    pub fn load_server_side<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+        now: OffsetDateTime,
+    ) -> Session {
+        let mut session = self.load_bytes(cookie_headers, now);
+        session.server_side = true;
+        session
+    }
+}
+
+impl Session {
+    /// Where this request's record is: `None` when no authentic, unexpired, unrevoked cookie
+    /// came (then nothing needs to be read). Verifies the cookie on first call.
+    pub fn store_key(&self) -> Option<StoreKey> {
+        let state = self.state();
+        let stamp = state.stamp?;
+        let key = self.sessions.codec().key_ring().find(state.key_id?)?.0;
+        Some(key.store_key(stamp.id()))
+    }
+
+    /// Gives the session the record read under [`store_key`](Self::store_key) (`None`: the
+    /// store has no live record, e.g. after a logout elsewhere: the session starts empty and
+    /// its cookie is removed).
+    ///
+    /// # Errors
+    /// [`SessionError::Stored`] if the record is not a JSON object nested within the limit
+    /// (the session is then new and empty, and the record is left as it is).
+    pub fn attach(&mut self, record: Option<Record>) -> Result<(), SessionError> {
+        let key = self.store_key();
+        let max_depth = self.sessions.codec().max_depth();
+        let state = self.state_mut();
+        match (key, record) {
+            (Some(key), Some(record)) => {
+                let data = LazyMap::parse(&record.data, max_depth)
+                    .map_err(|_| SessionError::Stored(StoreError::Corrupt))?;
+                state.data = data;
+                state.record = Some(Stored {
+                    key,
+                    version: record.version,
+                    expires: record.expires,
+                });
+            }
+            (Some(_), None) => {
+                state.outcome = LoadOutcome::Missing;
+                state.stamp = None;
+                state.persistence = None;
+            }
+            (None, _) => {}
+        }
+        Ok(())
+    }
+}
+
+/// What a request asks of the store, in order.
+#[derive(Debug)]
+enum Op {
+    Create {
+        data: Vec<u8>,
+        expires: OffsetDateTime,
+    },
+    Save {
+        data: Vec<u8>,
+        expires: OffsetDateTime,
+    },
+    Touch {
+        expires: OffsetDateTime,
+    },
+    Rename {
+        to: StoreKey,
+    },
+    Delete,
+}
+
+/// Writes what the request changed to `store` (any [`SessionStore`](crate::store::SessionStore),
+/// or an `Arc<dyn DynStore>`) and decides the response's headers.
+/// Conflicting concurrent saves are resolved by reloading and re-applying only the keys
+/// this request changed (at most 3 times: the last writer wins per key); a session deleted
+/// meanwhile (a logout elsewhere) is never recreated: this request's changes are dropped
+/// and its cookie removed.
+///
+/// # Errors
+/// [`SessionError::Stored`] when the store fails or the data does not fit it: nothing of
+/// the session was sent, and the browser keeps its cookie (answer `503`);
+/// [`SessionError::Encode`] as for cookie sessions.
+pub async fn commit<S: DynStore + ?Sized>(
+    mut session: Session,
+    store: &S,
+    now: OffsetDateTime,
+) -> Result<Decision, SessionError> {
+    if session.state.get().is_none() {
+        return Ok(Decision::untouched());
+    }
+    let mut attempts = 0;
+    loop {
+        let (ops, action) = plan(&mut session, now)?;
+        match run(&mut session, store, ops, now).await {
+            Ok(()) => return Ok(Decision::accessed(action, Vec::new())),
+            Err(StoreError::Conflict) if attempts < MAX_RETRIES => {
+                attempts += 1;
+                let Some(stored) = session.state().record else {
+                    return Err(SessionError::Stored(StoreError::Conflict));
+                };
+                match store
+                    .load_boxed(&stored.key, now)
+                    .await
+                    .map_err(SessionError::Stored)?
+                {
+                    Some(fresh) => rebase(&mut session, stored.key, fresh)?,
+                    None => return Ok(ended(&session)),
+                }
+            }
+            Err(StoreError::Duplicate) if attempts < MAX_RETRIES => {
+                // A new id collided with a live record: draw another.
+                attempts += 1;
+                let state = session.state_mut();
+                state.stamp = state.stamp.map(|s| s.regenerated());
+            }
+            // Deleted meanwhile: never resurrected.
+            Err(StoreError::Gone) => return Ok(ended(&session)),
+            Err(error) => return Err(SessionError::Stored(error)),
+        }
+    }
+}
+
+/// The response for a session that ended elsewhere: the cookie is removed.
+fn ended(session: &Session) -> Decision {
+    let config = session.sessions.config();
+    Decision::accessed(
+        CookieAction::Remove(crate::cookie_header::removal(config)),
+        Vec::new(),
+    )
+}
+
+/// Re-applies this request's changes over the record another request saved meanwhile.
+fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
+    let max_depth = session.sessions.codec().max_depth();
+    let state = session.state_mut();
+    let mut data = LazyMap::parse(&fresh.data, max_depth)
+        .map_err(|_| SessionError::Stored(StoreError::Corrupt))?;
+    state.data.replay_changes_onto(&mut data);
+    state.data = data;
+    state.record = Some(Stored {
+        key,
+        version: fresh.version,
+        expires: fresh.expires,
+    });
+    Ok(())
+}
+
+/// Runs the operations, updating the session after each, so that a retry never repeats
+/// one that succeeded.
+async fn run<S: DynStore + ?Sized>(
+    session: &mut Session,
+    store: &S,
+    ops: Vec<Op>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for op in ops {
+        let target = target_key(session);
+        match op {
+            Op::Create { data, expires } => {
+                let key = target.ok_or(StoreError::Gone)?;
+                let version = store.create_boxed(&key, &data, expires, now).await?;
+                bind(session, key, version, expires);
+            }
+            Op::Save { data, expires } => {
+                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                let version = store
+                    .save_boxed(&stored.key, stored.version, &data, expires, now)
+                    .await?;
+                bind(session, stored.key, version, expires);
+            }
+            Op::Touch { expires } => {
+                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                store.touch_boxed(&stored.key, expires, now).await?;
+                bind(
+                    session,
+                    stored.key,
+                    stored.version,
+                    expires.max(stored.expires),
+                );
+            }
+            Op::Rename { to } => {
+                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                store.rename_boxed(&stored.key, &to, now).await?;
+                bind(session, to, stored.version, stored.expires);
+            }
+            Op::Delete => {
+                if let Some(stored) = session.state().record {
+                    store.delete_boxed(&stored.key, now).await?;
+                }
+                session.state_mut().record = None;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetDateTime) {
+    session.state_mut().record = Some(Stored {
+        key,
+        version,
+        expires,
+    });
+}
+
+/// The store key the session's current stamp belongs at: under the ring's current key.
+fn target_key(session: &Session) -> Option<StoreKey> {
+    let stamp = session.state().stamp?;
+    Some(
+        session
+            .sessions
+            .codec()
+            .key_ring()
+            .current()
+            .store_key(stamp.id()),
+    )
+}
+
+/// What to write, and what the cookie does, from the session as it is now.
+fn plan(
+    session: &mut Session,
+    now: OffsetDateTime,
+) -> Result<(Vec<Op>, CookieAction), SessionError> {
+    let config = session.sessions.config().clone();
+    let had_cookie = session.has_candidates();
+    let persist = session.state().data.clone();
+    let stored = session.state().record;
+    let mut ops = Vec::new();
+
+    // Logged out (no identity left) or emptied: the record goes, and so does the cookie.
+    let deleted = session.state().stamp.is_none();
+    if stored.is_some() && (deleted || persist.is_empty()) {
+        ops.push(Op::Delete);
+    }
+    let live = stored.filter(|_| !deleted && !persist.is_empty());
+    if persist.is_empty() {
+        let action = if had_cookie {
+            CookieAction::Remove(crate::cookie_header::removal(&config))
+        } else {
+            CookieAction::Keep
+        };
+        return Ok((ops, action));
+    }
+    // Data but no identity yet: a new id, and a cookie.
+    if session.state().stamp.is_none() {
+        let stamp = Stamp::new(now, config.lifetime, config.lifetime)?;
+        let state = session.state_mut();
+        state.stamp = Some(stamp);
+        state.regenerated = true;
+    }
+    let state = session.state();
+    let Some(stamp) = state.stamp else {
+        return Ok((ops, CookieAction::Keep));
+    };
+    if stamp.check(crate::stamp::unix(now)?).is_err() {
+        // The request outlived the session's lifetime: nothing valid is left to store.
+        if live.is_some() {
+            ops.push(Op::Delete);
+        }
+        return Ok((
+            ops,
+            CookieAction::Remove(crate::cookie_header::removal(&config)),
+        ));
+    }
+    let expires = (now + config.idle).min(stamp.absolute_deadline());
+    // A new id, or a cookie that moves to the current key: the record moves with it.
+    let moving = state.regenerated
+        || (state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys);
+    match live {
+        None => ops.push(Op::Create {
+            data: json(&persist)?,
+            expires,
+        }),
+        Some(stored) => {
+            if moving {
+                let to =
+                    target_key(session).ok_or(SessionError::Encode(EncodeError::InvalidTime))?;
+                if to != stored.key {
+                    ops.push(Op::Rename { to });
+                }
+            }
+            if persist.changed() || state.persistence != stamp.persistence() {
+                ops.push(Op::Save {
+                    data: json(&persist)?,
+                    expires,
+                });
+            } else if touch_due(&config, stored.expires, now) {
+                ops.push(Op::Touch { expires });
+            }
+        }
+    }
+    let action = if moving || live.is_none() || state.persistence != stamp.persistence() {
+        // The cookie carries the id and the lifetime; idleness is the record's expiry.
+        let stamp = Stamp {
+            idle_deadline: stamp.absolute_deadline,
+            ..stamp.with_persistence(state.persistence)
+        };
+        let value = session
+            .sessions
+            .codec()
+            .encode_json(&config.name, &stamp, |buf| {
+                buf.extend_from_slice(b"{}");
+                Ok(())
+            })?;
+        CookieAction::Set(crate::cookie_header::set(
+            &config,
+            &value,
+            state.persistence.unwrap_or(config.persistence),
+            stamp.absolute_deadline(),
+            now,
+        ))
+    } else {
+        CookieAction::Keep
+    };
+    Ok((ops, action))
+}
+
+/// Whether a read-only request renews the record under the touch policy: as for cookie
+/// sessions, measured from the record's last renewal (its expiry less the idle timeout).
+fn touch_due(
+    config: &crate::config::SessionConfig,
+    expires: OffsetDateTime,
+    now: OffsetDateTime,
+) -> bool {
+    use crate::config::TouchPolicy;
+    let idle = config.idle;
+    match config.touch {
+        TouchPolicy::Always => true,
+        TouchPolicy::OnChange => false,
+        TouchPolicy::Renew { after_percent } => {
+            let renewed = expires - idle;
+            let elapsed = (now - renewed).whole_seconds();
+            let threshold = u128::from(idle.as_secs()) * u128::from(after_percent);
+            u128::try_from(elapsed).is_ok_and(|e| e * 100 > threshold)
+        }
+    }
+}
+
+fn json(map: &LazyMap) -> Result<Vec<u8>, SessionError> {
+    let mut out = Vec::new();
+    map.write_json(&mut out)
+        .map_err(|e| SessionError::Encode(EncodeError::Serialize(e.into())))?;
+    Ok(out)
+}

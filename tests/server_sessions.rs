@@ -1,0 +1,478 @@
+//! Server-side sessions through the public API: the exact store operations of each kind of
+//! request (a counting wrapper around the memory store), keyed store keys, no store I/O for
+//! forged cookies, logout that is final, and concurrent requests that lose no update.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use common::{T0, at, key};
+use cookie_session::store::{
+    DynStore, MemoryStore, Record, SessionStore, StoreError, StoreKey, Version, block_on,
+};
+use cookie_session::{
+    CookieAction, Decision, KeyRing, LoadOutcome, Mode, SessionConfig, SessionHandle, Sessions,
+    TouchPolicy,
+};
+use time::OffsetDateTime;
+
+/// A memory store that logs every operation by name.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryStore,
+    log: Mutex<Vec<&'static str>>,
+}
+
+impl Counting {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+    fn note(&self, op: &'static str) {
+        self.log.lock().unwrap().push(op);
+    }
+}
+
+impl SessionStore for Counting {
+    fn load(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.note("load");
+        self.inner.load(k, now)
+    }
+    fn create(
+        &self,
+        k: &StoreKey,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        self.note("create");
+        self.inner.create(k, d, e, now)
+    }
+    fn save(
+        &self,
+        k: &StoreKey,
+        v: Version,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        self.note("save");
+        self.inner.save(k, v, d, e, now)
+    }
+    fn touch(
+        &self,
+        k: &StoreKey,
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.note("touch");
+        self.inner.touch(k, e, now)
+    }
+    fn rename(
+        &self,
+        a: &StoreKey,
+        b: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.note("rename");
+        self.inner.rename(a, b, now)
+    }
+    fn delete(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.note("delete");
+        self.inner.delete(k, now)
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        self.note("sweep");
+        self.inner.sweep(now, max)
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::new(Mode::Encrypted, KeyRing::new(key(1))).with_name("sid")
+}
+
+/// A browser and an app instance that share one store.
+struct Site {
+    sessions: Sessions,
+    store: Arc<Counting>,
+}
+
+impl Site {
+    fn new(sessions: Sessions) -> Self {
+        Self {
+            sessions,
+            store: Arc::new(Counting::default()),
+        }
+    }
+
+    /// One request as the tower layer runs it: load only if the handler takes the session
+    /// (`handler` is `None` for a route that never does), then commit.
+    fn request(
+        &self,
+        cookie: Option<&str>,
+        now: i64,
+        handler: Option<&dyn Fn(&SessionHandle)>,
+    ) -> (Decision, Vec<&'static str>) {
+        let session = self
+            .sessions
+            .load_server_side(cookie.map(str::as_bytes), at(now));
+        let store: Arc<dyn DynStore> = self.store.clone();
+        let handle = SessionHandle::server_side(session, store);
+        if let Some(handler) = handler {
+            block_on(handle.load()).unwrap();
+            handler(&handle);
+        }
+        let decision = block_on(handle.commit(at(now))).unwrap();
+        (decision, self.store.take())
+    }
+}
+
+/// The `name=value` a browser would send back after this decision.
+fn cookie_of(d: &Decision) -> String {
+    match &d.cookie {
+        CookieAction::Set(h) => h.split(';').next().unwrap().to_owned(),
+        other => panic!("expected a Set-Cookie, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_kind_of_request_makes_exactly_the_store_operations_of_the_table() {
+    let site = Site::new(
+        config()
+            .with_touch_policy(TouchPolicy::SLIDING)
+            .build()
+            .unwrap(),
+    );
+    // Never touches the session: nothing at all.
+    let (d, ops) = site.request(None, T0, None);
+    assert!(ops.is_empty() && d.cookie == CookieAction::Keep && !d.vary_cookie);
+
+    // A new session written: create, and a cookie.
+    let (d, ops) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    assert_eq!(ops, ["create"]);
+    let cookie = cookie_of(&d);
+    assert!(
+        cookie.len() < 160,
+        "the cookie carries only the id: {cookie}"
+    );
+
+    // Reads, renewal not due: one load, no Set-Cookie.
+    let (d, ops) = site.request(
+        Some(&cookie),
+        T0 + 60,
+        Some(&|s| {
+            assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        }),
+    );
+    assert_eq!((ops, &d.cookie), (vec!["load"], &CookieAction::Keep));
+
+    // A cookie that comes but is never used: no store I/O.
+    let (_, ops) = site.request(Some(&cookie), T0 + 70, None);
+    assert!(ops.is_empty());
+
+    // Reads, renewal due (over half the 20-minute idle window): load + touch, no cookie.
+    let (d, ops) = site.request(
+        Some(&cookie),
+        T0 + 11 * 60,
+        Some(&|s| {
+            s.get::<String>("user").unwrap();
+        }),
+    );
+    assert_eq!(
+        (ops, &d.cookie),
+        (vec!["load", "touch"], &CookieAction::Keep)
+    );
+    // The touch moved the record's expiry: 25 minutes after the start (past the first
+    // 20-minute expiry) it is still there, and 14 minutes after that touch, renewal is due
+    // again.
+    let (_, ops) = site.request(
+        Some(&cookie),
+        T0 + 25 * 60,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Loaded);
+        }),
+    );
+    assert_eq!(ops, ["load", "touch"]);
+    // Idle for the whole window: gone, however valid the cookie.
+    let idle = Site {
+        sessions: site.sessions.clone(),
+        store: Arc::new(Counting::default()),
+    };
+    let (d, _) = idle.request(None, T0, Some(&|s| s.insert("user", "bob").unwrap()));
+    let (d, ops) = idle.request(
+        Some(&cookie_of(&d)),
+        T0 + 20 * 60,
+        Some(&|s| assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing)),
+    );
+    assert_eq!(ops, ["load"]);
+    assert!(matches!(d.cookie, CookieAction::Remove(_)));
+
+    // Changes data: load + save, no cookie.
+    let (d, ops) = site.request(
+        Some(&cookie),
+        T0 + 26 * 60,
+        Some(&|s| s.insert("n", &1).unwrap()),
+    );
+    assert_eq!(
+        (ops, &d.cookie),
+        (vec!["load", "save"], &CookieAction::Keep)
+    );
+
+    // regenerate(): rename, and a new cookie (with a change: rename + save).
+    let (d, ops) = site.request(
+        Some(&cookie),
+        T0 + 27 * 60,
+        Some(&|s| s.regenerate().unwrap()),
+    );
+    assert_eq!(ops, ["load", "rename"]);
+    let new_cookie = cookie_of(&d);
+    assert_ne!(new_cookie, cookie);
+    let (d, ops) = site.request(
+        Some(&new_cookie),
+        T0 + 28 * 60,
+        Some(&|s| {
+            s.regenerate().unwrap();
+            s.insert("role", "admin").unwrap();
+        }),
+    );
+    assert_eq!(ops, ["load", "rename", "save"]);
+    let newer = cookie_of(&d);
+    // The old ids are gone: replaying them finds nothing.
+    for old in [&cookie, &new_cookie] {
+        let (d, _) = site.request(
+            Some(old),
+            T0 + 29 * 60,
+            Some(&|s| {
+                assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+                assert!(s.is_empty().unwrap());
+            }),
+        );
+        assert!(matches!(d.cookie, CookieAction::Remove(_)), "{d:?}");
+    }
+
+    // delete(): delete, and the cookie removed.
+    let (d, ops) = site.request(Some(&newer), T0 + 30 * 60, Some(&|s| s.delete().unwrap()));
+    assert_eq!(ops, ["load", "delete"]);
+    assert!(matches!(d.cookie, CookieAction::Remove(_)));
+    // After logout, replaying the cookie finds no session: what only server-side gives.
+    let (d, ops) = site.request(
+        Some(&newer),
+        T0 + 31 * 60,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+            assert_eq!(s.get::<String>("user").unwrap(), None);
+        }),
+    );
+    assert_eq!(ops, ["load"]);
+    assert!(matches!(d.cookie, CookieAction::Remove(_)));
+}
+
+#[test]
+fn a_cookie_under_an_older_key_moves_its_record_and_is_re_issued() {
+    let old = Site::new(config().build().unwrap());
+    let (d, _) = old.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let cookie = cookie_of(&d);
+    let rotated = Site {
+        sessions: SessionConfig::new(
+            Mode::Encrypted,
+            KeyRing::new(key(2)).with_older(key(1)).unwrap(),
+        )
+        .with_name("sid")
+        .build()
+        .unwrap(),
+        store: old.store.clone(),
+    };
+    let (d, ops) = rotated.request(
+        Some(&cookie),
+        T0 + 60,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::LoadedOlderKey);
+            assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        }),
+    );
+    assert_eq!(ops, ["load", "rename"]);
+    let moved = cookie_of(&d);
+    let (_, ops) = rotated.request(
+        Some(&moved),
+        T0 + 120,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Loaded);
+            assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        }),
+    );
+    assert_eq!(ops, ["load"]);
+}
+
+#[test]
+fn forged_and_garbage_cookies_cost_no_store_io() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let cookie = cookie_of(&d);
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut forged = value.as_bytes().to_vec();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{name}={}", String::from_utf8(forged).unwrap());
+    for bad in [forged.as_str(), "sid=garbage", "sid="] {
+        let (d, ops) = site.request(
+            Some(bad),
+            T0 + 1,
+            Some(&|s| {
+                assert!(s.is_empty().unwrap());
+            }),
+        );
+        assert!(ops.is_empty(), "{bad}: {ops:?}");
+        assert!(matches!(d.cookie, CookieAction::Remove(_)), "{bad}");
+    }
+}
+
+#[test]
+fn store_keys_are_keyed_hashes_never_the_session_id() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let cookie = cookie_of(&d);
+    let session = site.sessions.load_server_side([cookie.as_bytes()], at(T0));
+    let id = session.id().unwrap();
+    let store_key = session.store_key().unwrap();
+    assert!(!store_key.to_string().contains(&id.to_string()));
+    assert_ne!(&store_key.to_bytes()[..16], &id.to_bytes());
+    // Another key ring gives another store key for the same id: a dump of one deployment's
+    // store keys says nothing about another's.
+    let other = SessionConfig::new(Mode::Encrypted, KeyRing::new(key(9)))
+        .with_name("sid")
+        .build()
+        .unwrap();
+    assert_ne!(
+        other
+            .load_server_side([cookie.as_bytes()], at(T0))
+            .store_key(),
+        Some(store_key)
+    );
+}
+
+#[test]
+fn concurrent_writes_of_different_keys_both_survive() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let cookie = cookie_of(&d);
+    let store: Arc<dyn DynStore> = site.store.clone();
+    // Two requests load the same version...
+    let a = SessionHandle::server_side(
+        site.sessions
+            .load_server_side([cookie.as_bytes()], at(T0 + 1)),
+        store.clone(),
+    );
+    let b = SessionHandle::server_side(
+        site.sessions
+            .load_server_side([cookie.as_bytes()], at(T0 + 1)),
+        store.clone(),
+    );
+    block_on(a.load()).unwrap();
+    block_on(b.load()).unwrap();
+    a.insert("cart", &["apple"]).unwrap();
+    b.insert("theme", "dark").unwrap();
+    b.insert("user", "ada (edited by b)").unwrap();
+    a.insert("user", "ada (edited by a)").unwrap();
+    // ...and save in turn: the second meets a newer version, reloads and re-applies.
+    assert_eq!(
+        block_on(a.commit(at(T0 + 2))).unwrap().cookie,
+        CookieAction::Keep
+    );
+    site.store.take();
+    assert_eq!(
+        block_on(b.commit(at(T0 + 2))).unwrap().cookie,
+        CookieAction::Keep
+    );
+    assert_eq!(site.store.take(), ["save", "load", "save"]);
+    let (_, _) = site.request(
+        Some(&cookie),
+        T0 + 3,
+        Some(&|s| {
+            assert_eq!(s.get::<Vec<String>>("cart").unwrap().unwrap(), ["apple"]);
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+            // The same key changed by both: the last commit wins.
+            assert_eq!(
+                s.get::<String>("user").unwrap().as_deref(),
+                Some("ada (edited by b)")
+            );
+        }),
+    );
+}
+
+#[test]
+fn a_logout_during_a_slow_request_is_never_undone() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let cookie = cookie_of(&d);
+    let store: Arc<dyn DynStore> = site.store.clone();
+    let slow = SessionHandle::server_side(
+        site.sessions
+            .load_server_side([cookie.as_bytes()], at(T0 + 1)),
+        store.clone(),
+    );
+    block_on(slow.load()).unwrap();
+    slow.insert("cart", &["apple"]).unwrap();
+    // Meanwhile the user logs out in another tab.
+    let (d, _) = site.request(Some(&cookie), T0 + 2, Some(&|s| s.delete().unwrap()));
+    assert!(matches!(d.cookie, CookieAction::Remove(_)));
+    // The slow request's save finds the session gone: nothing is recreated, the cookie goes.
+    let d = block_on(slow.commit(at(T0 + 3))).unwrap();
+    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{d:?}");
+    let (_, _) = site.request(
+        Some(&cookie),
+        T0 + 4,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+        }),
+    );
+    assert!(
+        site.store.inner.is_empty(),
+        "the deleted session was not resurrected"
+    );
+    // A slow read-only request that renews (touch) does not bring it back either.
+    let touching = Site {
+        sessions: config()
+            .with_touch_policy(TouchPolicy::Always)
+            .build()
+            .unwrap(),
+        store: site.store.clone(),
+    };
+    let (d, _) = touching.request(None, T0 + 10, Some(&|s| s.insert("user", "bob").unwrap()));
+    let bob = cookie_of(&d);
+    let reader = SessionHandle::server_side(
+        touching
+            .sessions
+            .load_server_side([bob.as_bytes()], at(T0 + 11)),
+        store,
+    );
+    block_on(reader.load()).unwrap();
+    reader.get::<String>("user").unwrap();
+    touching.request(Some(&bob), T0 + 12, Some(&|s| s.delete().unwrap()));
+    let d = block_on(reader.commit(at(T0 + 13))).unwrap();
+    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{d:?}");
+    assert!(site.store.inner.is_empty());
+}
+
+#[test]
+fn a_server_side_session_cannot_be_finished_as_a_cookie() {
+    let sessions = config().build().unwrap();
+    let mut session = sessions.load_server_side([], at(T0));
+    session.insert("secret", "data").unwrap();
+    assert!(matches!(
+        session.finish(at(T0)),
+        Err(cookie_session::SessionError::ServerSide)
+    ));
+}
