@@ -1,5 +1,5 @@
 //! Server-side sessions: the cookie carries only a signed session id, and the data lives in
-//! a [`SessionStore`].
+//! a [`SessionStore`](crate::store::SessionStore).
 //!
 //! The session layer is the same as for cookie sessions (the map, change tracking, the
 //! touch policy); only where the data lives differs. The core never awaits: an adapter

@@ -252,7 +252,6 @@ pub(crate) fn store_unavailable() -> Response<String> {
     response
 }
 
-
 /// The axum extractor (the `axum` feature): a handler takes a [`SessionHandle`] argument.
 #[cfg(feature = "axum")]
 mod axum_extractor {
