@@ -1,0 +1,152 @@
+//! 64 concurrent requests on one server-side session, each writing its own key, against
+//! each store of this crate: no update is lost, versions increase by exactly one per
+//! successful save, and a session deleted meanwhile never comes back.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::{T0, at, key};
+use cookie_session::store::{DynStore, MemoryStore, SessionStore, block_on};
+use cookie_session::{
+    CookieAction, KeyRing, Mode, SessionConfig, SessionError, SessionHandle, Sessions,
+};
+
+const TASKS: usize = 64;
+
+fn sessions() -> Sessions {
+    SessionConfig::new(Mode::Signed, KeyRing::new(key(1)))
+        .with_name("sid")
+        .build()
+        .unwrap()
+}
+
+/// One request that writes `key`; retried as a client would when the store reports that
+/// the record kept changing under it (after the layer's own retries).
+fn write_own_key(
+    sessions: &Sessions,
+    store: &Arc<dyn DynStore>,
+    cookie: &str,
+    task: usize,
+) -> usize {
+    for attempt in 1.. {
+        let handle = SessionHandle::server_side(
+            sessions.load_server_side([cookie.as_bytes()], at(T0 + 1)),
+            store.clone(),
+        );
+        block_on(handle.load()).unwrap();
+        handle.insert(&format!("task-{task:02}"), &task).unwrap();
+        match block_on(handle.commit(at(T0 + 1))) {
+            Ok(decision) => {
+                assert_eq!(decision.cookie, CookieAction::Keep);
+                return attempt;
+            }
+            Err(SessionError::Stored(cookie_session::store::StoreError::Conflict)) => {}
+            Err(other) => panic!("task {task}: {other:?}"),
+        }
+    }
+    unreachable!()
+}
+
+fn stress(store: Arc<dyn DynStore>) {
+    let sessions = sessions();
+    let first = SessionHandle::server_side(sessions.load_server_side([], at(T0)), store.clone());
+    block_on(first.load()).unwrap();
+    first.insert("user", "ada").unwrap();
+    let decision = block_on(first.commit(at(T0))).unwrap();
+    let CookieAction::Set(header) = &decision.cookie else {
+        panic!("a new session sets a cookie")
+    };
+    let cookie = header.split(';').next().unwrap().to_owned();
+
+    let start = Arc::new(Barrier::new(TASKS));
+    let attempts: Vec<usize> = std::thread::scope(|scope| {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let (sessions, store, cookie, start) = (&sessions, &store, &cookie, start.clone());
+                scope.spawn(move || {
+                    start.wait();
+                    write_own_key(sessions, store, cookie, task)
+                })
+            })
+            .collect();
+        tasks.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+
+    let session = sessions.load_server_side([cookie.as_bytes()], at(T0 + 2));
+    let record = block_on(store.load(&session.store_key().unwrap(), at(T0 + 2)))
+        .unwrap()
+        .unwrap();
+    let data: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&record.data).unwrap();
+    for task in 0..TASKS {
+        assert_eq!(
+            data[&format!("task-{task:02}")],
+            task,
+            "task {task}'s update was lost"
+        );
+    }
+    assert_eq!(data["user"], "ada");
+    assert_eq!(
+        record.version.0,
+        1 + TASKS as u64,
+        "one version per successful save, none skipped or repeated"
+    );
+    let retried = attempts.iter().filter(|&&a| a > 1).count();
+    eprintln!("{TASKS} writers: {retried} needed a request-level retry");
+
+    // A logout while 64 more requests are in flight: none of them brings the session back.
+    let loaded: Vec<SessionHandle> = (0..TASKS)
+        .map(|_| {
+            let h = SessionHandle::server_side(
+                sessions.load_server_side([cookie.as_bytes()], at(T0 + 3)),
+                store.clone(),
+            );
+            block_on(h.load()).unwrap();
+            h
+        })
+        .collect();
+    let logout = SessionHandle::server_side(
+        sessions.load_server_side([cookie.as_bytes()], at(T0 + 3)),
+        store.clone(),
+    );
+    block_on(logout.load()).unwrap();
+    logout.delete().unwrap();
+    block_on(logout.commit(at(T0 + 3))).unwrap();
+    std::thread::scope(|scope| {
+        for (task, handle) in loaded.into_iter().enumerate() {
+            scope.spawn(move || {
+                handle.insert("late", &task).unwrap();
+                let decision = block_on(handle.commit(at(T0 + 4))).unwrap();
+                assert!(
+                    matches!(decision.cookie, CookieAction::Remove(_)),
+                    "{decision:?}"
+                );
+            });
+        }
+    });
+    let session = sessions.load_server_side([cookie.as_bytes()], at(T0 + 5));
+    assert!(
+        block_on(store.load(&session.store_key().unwrap(), at(T0 + 5)))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn memory_store_under_64_concurrent_writers() {
+    stress(Arc::new(MemoryStore::new()));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_under_64_concurrent_writers() {
+    let dir = std::env::temp_dir().join(format!("cookie-session-stress-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    stress(Arc::new(
+        cookie_session::store::SqliteStore::open(dir.join("s.db")).unwrap(),
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
