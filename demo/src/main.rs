@@ -3,7 +3,9 @@
 //! Run with `cargo run -p cookie-session-demo` (from the repository root) and open the
 //! printed URL. `PORT` sets the port (default 3000; 0 picks a free one),
 //! `COOKIE_SESSION_KEY` the key (default: a new random key per start, so restarting logs
-//! everyone out).
+//! everyone out), and `SESSION_STORE` where sessions live: `cookie` (the default: in the
+//! encrypted cookie), `memory` (server-side, in this process) or `sqlite:PATH`
+//! (server-side, in an SQLite file, swept in the background).
 //!
 //! Routes: `GET /` counts visits (writes) and shows flash messages, `POST /login` (`user`,
 //! optional `remember`) regenerates the session and stores the user, `POST /note` (`text`)
@@ -16,12 +18,15 @@ use axum::Router;
 use axum::extract::Form;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use cookie_session::store::{MemoryStore, SqliteStore, Sweeper};
+use cookie_session::time::OffsetDateTime;
 use cookie_session::tower::SessionLayer;
 use cookie_session::{
     Key, KeyRing, Mode, Persistence, SessionConfig, SessionError, SessionHandle, TouchPolicy,
 };
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,6 +50,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     eprintln!("NOTE: plain-HTTP development mode: the cookie is sent without `Secure`.");
 
+    let layer = SessionLayer::new(sessions);
+    let store = std::env::var("SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());
+    let layer = match store.as_str() {
+        "cookie" => layer,
+        "memory" => {
+            let store = Arc::new(MemoryStore::new());
+            tokio::spawn(sweeper().run(store.clone(), OffsetDateTime::now_utc, tokio::time::sleep));
+            layer.with_store(store)
+        }
+        other => {
+            let path = other.strip_prefix("sqlite:").ok_or_else(|| {
+                format!("SESSION_STORE={other:?}: use cookie, memory or sqlite:PATH")
+            })?;
+            let store = Arc::new(SqliteStore::open(path)?);
+            tokio::spawn(sweeper().run(store.clone(), OffsetDateTime::now_utc, tokio::time::sleep));
+            layer.with_store(store)
+        }
+    };
+    eprintln!("NOTE: sessions are kept in: {store}");
+
     let app = Router::new()
         .route("/", get(index))
         .route("/login", post(login))
@@ -52,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/health", get(health))
-        .layer(SessionLayer::new(sessions));
+        .layer(layer);
 
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -66,6 +91,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Session errors become a 500 through `?` (`SessionError` is an axum `IntoResponse`).
 type Handled = Result<Response, SessionError>;
+
+/// Expired server-side sessions are removed every minute; failures are logged and retried.
+fn sweeper() -> Sweeper {
+    Sweeper::new()
+        .with_interval(Duration::from_secs(60))
+        .on_error(|error| eprintln!("session sweep failed: {error}"))
+}
 
 async fn index(session: SessionHandle) -> Handled {
     let count = session.get::<u64>("count")?.unwrap_or(0) + 1;

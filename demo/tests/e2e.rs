@@ -20,9 +20,15 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
+    start_demo_with("cookie")
+}
+
+/// The demo with `SESSION_STORE` set to `store`.
+fn start_demo_with(store: &str) -> Demo {
     let demo = env!("CARGO_BIN_EXE_cookie-session-demo");
     let mut child = Command::new(demo)
         .env("PORT", "0")
+        .env("SESSION_STORE", store)
         .env_remove("COOKIE_SESSION_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -219,4 +225,62 @@ fn every_route_sends_exactly_the_headers_it_should() {
             && removal.contains("Path=/")
             && removal.contains("SameSite=Lax")
     );
+}
+
+/// Server-side modes: the same routes, a cookie that carries only an id, a note far over a
+/// cookie's 4 KB, and what only server-side sessions give: after logout, replaying the old
+/// cookie finds no session.
+#[test]
+fn server_side_modes_store_big_sessions_and_make_logout_final() {
+    let dir = std::env::temp_dir().join(format!("cookie-session-demo-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite:{}", dir.join("sessions.db").display());
+    for store in ["memory", sqlite.as_str()] {
+        let demo = start_demo_with(store);
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = |path: &str| format!("{}{}", demo.url, path.trim_start_matches('/'));
+
+        let r = send(&agent, "GET", &url("/health"), None, &[]);
+        assert_eq!(
+            (r.set_cookie.as_deref(), r.vary.as_deref()),
+            (None, None),
+            "{store}"
+        );
+
+        let r = send(&agent, "POST", &url("/login"), None, &[("user", "ada")]);
+        let cookie = pair(&r.set_cookie.expect("a new session sets its id cookie"));
+        assert!(cookie.len() < 200, "{store}: only an id travels: {cookie}");
+
+        // A 10 KB note: too big for any cookie, fine on the server; no new cookie needed.
+        let note = "n".repeat(10_000);
+        let r = send(
+            &agent,
+            "POST",
+            &url("/note"),
+            Some(&cookie),
+            &[("text", &note)],
+        );
+        assert_eq!((r.status, r.set_cookie.as_deref()), (200, None), "{store}");
+        let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
+        assert!(
+            r.body.contains(&note) && r.body.contains("\"user\":\"ada\""),
+            "{store}"
+        );
+        assert_eq!(r.set_cookie, None);
+
+        let r = send(&agent, "POST", &url("/logout"), Some(&cookie), &[]);
+        assert!(r.set_cookie.unwrap().contains("Max-Age=0"), "{store}");
+        // The stolen or replayed pre-logout cookie finds nothing.
+        let r = send(&agent, "GET", &url("/me"), Some(&cookie), &[]);
+        assert!(r.body.contains("\"user\":null"), "{store}: {}", r.body);
+        assert!(
+            r.set_cookie.unwrap().contains("Max-Age=0"),
+            "and it is removed"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
