@@ -35,10 +35,15 @@ use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::config::SessionConfig;
 use crate::error::{DecodeError, EncodeError, KeyError};
 use crate::json;
-use crate::session::SessionMap;
-use crate::stamp::{Deadline, SessionId};
+use crate::legacy::{LegacyFormat, LegacySession, Place, Stray};
+use crate::map::LazyMap;
+use crate::stamp::{Deadline, SessionId, Stamp};
+
+/// A session's data: a JSON object.
+type SessionMap = Map<String, Value>;
 
 /// Beaker refuses to store a signed part longer than this (`Cookie value is too long`).
 const BEAKER_MAX_SIGNED_PART: usize = 4064;
@@ -467,4 +472,114 @@ impl BeakerCookie {
 
 fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+impl SessionConfig {
+    /// Also reads Beaker / TurboGears cookies of this cookie name, and writes either
+    /// format (see [`BeakerMigration`]). The application code does not change: Beaker's
+    /// internal keys (`_id`, `_creation_time`, ...) are kept out of the session map, and
+    /// preserved when a Beaker cookie is written back. A Beaker `_id` becomes the session
+    /// id; the configured idle timeout and lifetime apply to Beaker sessions too.
+    #[must_use]
+    pub fn with_beaker(self, format: BeakerFormat, migration: BeakerMigration) -> Self {
+        self.with_legacy(std::sync::Arc::new(Beaker { format, migration }))
+    }
+}
+
+/// Beaker through the session layer's seam for other formats.
+struct Beaker {
+    format: BeakerFormat,
+    migration: BeakerMigration,
+}
+
+impl LegacyFormat for Beaker {
+    fn open(
+        &self,
+        value: &str,
+        now: OffsetDateTime,
+        place: &Place<'_>,
+    ) -> Result<LegacySession, (DecodeError, Stray)> {
+        let cookie = self.format.decode(value, now).map_err(|e| (e, None))?;
+        let stray = stray_location(place, &cookie);
+        let stamp = Stamp::legacy(
+            cookie.session_id(),
+            cookie.creation_time,
+            cookie.accessed_time,
+            place.idle,
+            place.lifetime,
+        );
+        // The configured deadlines hold for Beaker sessions exactly as for native ones.
+        let unix_now = crate::stamp::unix(now).unwrap_or(u64::MAX);
+        if let Err(deadline) = stamp.check(unix_now) {
+            return Err((DecodeError::Expired(deadline), stray));
+        }
+        let data = LazyMap::from_map(&cookie.data).map_err(|e| (e, stray.clone()))?;
+        Ok(LegacySession {
+            stamp,
+            data,
+            state: std::sync::Arc::new(cookie),
+            stray,
+        })
+    }
+
+    fn writes(&self) -> bool {
+        self.migration == BeakerMigration::KeepBeaker
+    }
+
+    fn encode(
+        &self,
+        data: &LazyMap,
+        id: SessionId,
+        loaded: Option<&(dyn std::any::Any + Send + Sync)>,
+        now: OffsetDateTime,
+        place: &Place<'_>,
+        relocate: bool,
+    ) -> Result<String, EncodeError> {
+        let mut cookie = match loaded.and_then(|state| state.downcast_ref::<BeakerCookie>()) {
+            // Beaker's internal keys are kept; the loaded `_id` as it was, even if it is
+            // not 32 hex digits (its session id is then derived from it, stably).
+            Some(loaded) => loaded.touched(now),
+            None => {
+                let mut fresh = BeakerCookie::new(SessionMap::new(), now);
+                fresh.id = id.to_string();
+                fresh
+            }
+        };
+        // Beaker writes its cookie where `_domain`/`_path` say: make that where this
+        // configuration writes, so that both applications keep one cookie.
+        if relocate {
+            cookie.domain = place.domain.map(str::to_owned);
+            cookie.path = place.path.to_owned();
+        }
+        cookie.data = data
+            .to_map()
+            .map_err(|e| EncodeError::Serialize(e.into()))?;
+        self.format.encode(place.name, &cookie)
+    }
+}
+
+/// Where a Beaker cookie is stored (its `_domain`/`_path`, from which Beaker takes the
+/// attributes), if that differs from where this configuration writes and is a location a
+/// `Set-Cookie` can name.
+fn stray_location(place: &Place<'_>, cookie: &BeakerCookie) -> Stray {
+    let domain = cookie.domain.as_deref().filter(|d| !d.is_empty());
+    let same_domain = match (domain, place.domain) {
+        (None, None) => true,
+        (Some(a), Some(b)) => same_domain(a, b),
+        _ => false,
+    };
+    if same_domain && cookie.path == place.path {
+        return None;
+    }
+    // Authenticated, but still text that goes into a header: no attribute injection.
+    let valid = crate::config::is_valid_attribute(&cookie.path)
+        && cookie.path.starts_with('/')
+        && domain.is_none_or(crate::config::is_valid_attribute);
+    valid.then(|| (domain.map(str::to_owned), cookie.path.clone()))
+}
+
+/// Browsers ignore a leading dot and compare domains case-insensitively.
+fn same_domain(a: &str, b: &str) -> bool {
+    a.trim_start_matches('.')
+        .eq_ignore_ascii_case(b.trim_start_matches('.'))
 }

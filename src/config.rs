@@ -1,6 +1,6 @@
 //! Session configuration: the cookie's name and attributes, lifetimes, when to re-send the
 //! cookie, and how changes are saved. [`SessionConfig::build`] validates it once, at
-//! start-up, into [`Sessions`].
+//! start-up, into [`Sessions`](crate::Sessions).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::codec::{Codec, DEFAULT_MAX_SIZE};
 use crate::error::ConfigError;
 use crate::format::{self, Mode};
 use crate::key::KeyRing;
-use crate::session::Sessions;
+use crate::legacy::{LegacyFormat, Place};
 use crate::stamp::{Persistence, SessionId};
 
 /// Browsers ignore attribute values longer than this (RFC 6265bis).
@@ -113,11 +113,8 @@ pub struct SessionConfig {
     pub(crate) max_size: usize,
     pub(crate) token_source: bool,
     pub(crate) revocation: Option<RevocationCheck>,
-    #[cfg(feature = "beaker")]
-    pub(crate) beaker: Option<(
-        Arc<crate::beaker::BeakerFormat>,
-        crate::beaker::BeakerMigration,
-    )>,
+    /// Another cookie format sessions are also read from (and maybe written in).
+    pub(crate) legacy: Option<Arc<dyn LegacyFormat>>,
 }
 
 impl SessionConfig {
@@ -146,8 +143,7 @@ impl SessionConfig {
             max_size: DEFAULT_MAX_SIZE,
             token_source: false,
             revocation: None,
-            #[cfg(feature = "beaker")]
-            beaker: None,
+            legacy: None,
         }
     }
 
@@ -291,35 +287,15 @@ impl SessionConfig {
         self
     }
 
-    /// Also reads Beaker / TurboGears cookies of this cookie name, and writes either
-    /// format (see [`BeakerMigration`](crate::beaker::BeakerMigration)). The application code does not change: Beaker's
-    /// internal keys (`_id`, `_creation_time`, ...) are kept out of the session map, and
-    /// preserved when a Beaker cookie is written back. A Beaker `_id` becomes the session id.
-    #[cfg(feature = "beaker")]
-    #[must_use]
-    pub fn with_beaker(
-        mut self,
-        format: crate::beaker::BeakerFormat,
-        migration: crate::beaker::BeakerMigration,
-    ) -> Self {
-        self.beaker = Some((Arc::new(format), migration));
+    /// Also reads sessions from cookies in `format` (see
+    /// [`with_beaker`](Self::with_beaker)).
+    #[cfg_attr(not(feature = "beaker"), allow(dead_code))]
+    pub(crate) fn with_legacy(mut self, format: Arc<dyn LegacyFormat>) -> Self {
+        self.legacy = Some(format);
         self
     }
 
-    /// Validates the configuration.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] for a name that is not a token; a `__Secure-`/`__Host-` name (in
-    /// any case, as browsers match them) without `Secure`; a `__Host-` name with a `Domain` or a path other than `/`;
-    /// `SameSite=None` or `Partitioned` without `Secure`; a `Path`/`Domain` over 1024 bytes
-    /// or with characters an attribute cannot carry; a renewal threshold outside 1-100%;
-    /// a zero idle timeout or lifetime.
-    pub fn build(self) -> Result<Sessions, ConfigError> {
-        self.validate()?;
-        Ok(Sessions::new(self))
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !format::is_valid_name(&self.name) {
             return Err(ConfigError::InvalidName);
         }
@@ -366,6 +342,17 @@ impl SessionConfig {
     #[must_use]
     pub fn touch_policy(&self) -> TouchPolicy {
         self.touch
+    }
+
+    /// Where this configuration writes the cookie, for another format's writer.
+    pub(crate) fn place(&self) -> Place<'_> {
+        Place {
+            name: &self.name,
+            domain: self.domain.as_deref(),
+            path: &self.path,
+            idle: self.idle,
+            lifetime: self.lifetime,
+        }
     }
 
     pub(crate) fn codec(&self) -> Codec {

@@ -110,7 +110,7 @@ impl std::fmt::Display for Chain<'_> {
 }
 
 /// A sweep of expired sessions failed; the sweeper backs off and tries again.
-pub(crate) fn sweep_failed(error: &crate::store::StoreError, consecutive: u32) {
+pub(crate) fn sweep_failed(error: &(dyn std::error::Error + 'static), consecutive: u32) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "cookie_session",

@@ -21,6 +21,7 @@ mod handle;
 pub mod http;
 mod json;
 mod key;
+mod legacy;
 mod map;
 pub mod server;
 mod session;

@@ -31,19 +31,11 @@ use crate::error::{EncodeError, SessionError};
 use crate::map::LazyMap;
 use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
 use crate::stamp::Stamp;
-use crate::store::{DynStore, Record, StoreError, StoreKey, Version};
+use crate::store::{DynStore, Record, StoreError, StoreKey, Stored, Version};
 
 /// How often [`commit`] reloads and re-applies after a concurrent save (and how often it
 /// tries a new id after a duplicate).
 const MAX_RETRIES: usize = 3;
-
-/// The record a server-side session is bound to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stored {
-    pub(crate) key: StoreKey,
-    pub(crate) version: Version,
-    pub(crate) expires: OffsetDateTime,
-}
 
 impl Sessions {
     /// Prepares the server-side session of a request from its `Cookie` header values (as

@@ -18,8 +18,9 @@ use crate::codec::Codec;
 use crate::config::{SaveMode, SessionConfig, TouchPolicy};
 use crate::cookie_header;
 use crate::diagnostics;
-use crate::error::{DecodeError, EncodeError, SessionError};
+use crate::error::{ConfigError, DecodeError, EncodeError, SessionError};
 use crate::key::KeyAge;
+use crate::legacy::Stray;
 use crate::map::LazyMap;
 use crate::stamp::{Deadline, Persistence, SessionId, Stamp};
 
@@ -111,6 +112,22 @@ impl Sessions {
     }
 }
 
+// The configuration's own module knows nothing of sessions; building one lives here.
+impl SessionConfig {
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a name that is not a token; a `__Secure-`/`__Host-` name (in
+    /// any case, as browsers match them) without `Secure`; a `__Host-` name with a `Domain` or a path other than `/`;
+    /// `SameSite=None` or `Partitioned` without `Secure`; a `Path`/`Domain` over 1024 bytes
+    /// or with characters an attribute cannot carry; a renewal threshold outside 1-100%;
+    /// a zero idle timeout or lifetime.
+    pub fn build(self) -> Result<Sessions, ConfigError> {
+        self.validate()?;
+        Ok(Sessions::new(self))
+    }
+}
+
 impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")
@@ -155,8 +172,8 @@ pub struct Session {
     candidates: Vec<String>,
     /// Decoded on first use, through `&self` as well: reads need no `&mut`.
     pub(crate) state: OnceCell<State>,
-    /// Server-side: the cookie carries only the id, the data comes from a store
-    /// ([`crate::server`]).
+    /// Server-side: the cookie carries only the id, the data comes from a store (see the
+    /// `server` module).
     pub(crate) server_side: bool,
 }
 
@@ -177,7 +194,7 @@ pub(crate) struct State {
     /// `regenerate()` was called: re-issue whatever else happens.
     pub(crate) regenerated: bool,
     /// Server-side: the record this session was loaded from (or has been written to).
-    pub(crate) record: Option<crate::server::Stored>,
+    pub(crate) record: Option<crate::store::Stored>,
     /// This session's own persistence choice (from its cookie, or `set_persistence`).
     pub(crate) persistence: Option<Persistence>,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
@@ -188,14 +205,8 @@ pub(crate) struct State {
     stray: Stray,
 }
 
-#[cfg(feature = "beaker")]
-type Legacy = Option<crate::beaker::BeakerCookie>;
-#[cfg(not(feature = "beaker"))]
-type Legacy = ();
-
-/// A cookie's `Domain` (`None`: host-only) and `Path`, if it has to be cleaned up. (Only
-/// Beaker cookies can be stored elsewhere today.)
-type Stray = Option<(Option<String>, String)>;
+/// What another format keeps of a session read from its cookie (see [`crate::legacy`]).
+type Legacy = Option<Arc<dyn std::any::Any + Send + Sync>>;
 
 impl Session {
     /// Tries `token` after the cookies, if the configuration enables a token source.
@@ -668,35 +679,20 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejec
     let native = inner
         .codec
         .decode_json(&inner.config.name, value, now, LazyMap::parse);
-    #[cfg(feature = "beaker")]
-    if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some((format, _))) =
-        (&native, &inner.config.beaker)
+    // A value that is not in the native format at all may be in the other one.
+    if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some(format)) =
+        (&native, &inner.config.legacy)
     {
-        let config = &inner.config;
-        let cookie = format.decode(value, now)?;
-        let stray = stray_location(config, &cookie);
-        let stamp = Stamp::legacy(
-            cookie.session_id(),
-            cookie.creation_time,
-            cookie.accessed_time,
-            config.idle,
-            config.lifetime,
-        );
-        // The configured deadlines hold for Beaker sessions exactly as for native ones.
-        let unix_now = crate::stamp::unix(now).unwrap_or(u64::MAX);
-        if let Err(deadline) = stamp.check(unix_now) {
-            return Err(Rejected {
-                error: DecodeError::Expired(deadline),
-                stray,
-            });
-        }
+        let opened = format
+            .open(value, now, &inner.config.place())
+            .map_err(|(error, stray)| Rejected { error, stray })?;
         return Ok(Opened {
             outcome: LoadOutcome::LoadedBeaker,
-            stamp,
+            stamp: opened.stamp,
             key_id: None,
-            data: LazyMap::from_map(&cookie.data)?,
-            legacy: Some(cookie),
-            stray,
+            data: opened.data,
+            legacy: Some(opened.state),
+            stray: opened.stray,
         });
     }
     let opened = native?;
@@ -713,34 +709,6 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejec
     })
 }
 
-/// Where a Beaker cookie is stored (its `_domain`/`_path`, from which Beaker takes the
-/// attributes), if that differs from where this configuration writes and is a location a
-/// `Set-Cookie` can name.
-#[cfg(feature = "beaker")]
-fn stray_location(config: &SessionConfig, cookie: &crate::beaker::BeakerCookie) -> Stray {
-    let domain = cookie.domain.as_deref().filter(|d| !d.is_empty());
-    let same_domain = match (domain, config.domain.as_deref()) {
-        (None, None) => true,
-        (Some(a), Some(b)) => same_domain(a, b),
-        _ => false,
-    };
-    if same_domain && cookie.path == config.path {
-        return None;
-    }
-    // Authenticated, but still text that goes into a header: no attribute injection.
-    let valid = crate::config::is_valid_attribute(&cookie.path)
-        && cookie.path.starts_with('/')
-        && domain.is_none_or(crate::config::is_valid_attribute);
-    valid.then(|| (domain.map(str::to_owned), cookie.path.clone()))
-}
-
-/// Browsers ignore a leading dot and compare domains case-insensitively.
-#[cfg(feature = "beaker")]
-fn same_domain(a: &str, b: &str) -> bool {
-    a.trim_start_matches('.')
-        .eq_ignore_ascii_case(b.trim_start_matches('.'))
-}
-
 /// The removal of the session cookie at a stray location.
 fn stray_removal(config: &SessionConfig, stray: &Stray) -> Option<String> {
     let (domain, path) = stray.as_ref()?;
@@ -749,25 +717,9 @@ fn stray_removal(config: &SessionConfig, stray: &Stray) -> Option<String> {
 
 /// Whether the cookie must be re-issued because it is in the other format than the one
 /// this configuration writes.
-#[cfg(feature = "beaker")]
 fn format_changes(config: &SessionConfig, state: &State) -> bool {
-    let writes_beaker = beaker_writer(config).is_some();
-    let came_as_beaker = state.legacy.is_some();
-    state.stamp.is_some() && writes_beaker != came_as_beaker
-}
-
-#[cfg(not(feature = "beaker"))]
-fn format_changes(_: &SessionConfig, _: &State) -> bool {
-    false
-}
-
-/// The Beaker format to write, when the configuration keeps writing Beaker.
-#[cfg(feature = "beaker")]
-fn beaker_writer(config: &SessionConfig) -> Option<&crate::beaker::BeakerFormat> {
-    match &config.beaker {
-        Some((format, crate::beaker::BeakerMigration::KeepBeaker)) => Some(format),
-        _ => None,
-    }
+    let writes_legacy = config.legacy.as_ref().is_some_and(|f| f.writes());
+    state.stamp.is_some() && writes_legacy != state.legacy.is_some()
 }
 
 /// The cookie value for `persist` under `stamp`, in the format the configuration writes.
@@ -778,32 +730,19 @@ fn encode(
     stamp: &Stamp,
     now: OffsetDateTime,
 ) -> Result<String, EncodeError> {
-    #[cfg(feature = "beaker")]
-    if let Some(format) = beaker_writer(&inner.config) {
-        // Keep Beaker's internal keys, unless the session was regenerated or is new.
-        let mut cookie = match (&state.legacy, state.regenerated) {
-            // The loaded `_id` is kept as it was, even if it is not 32 hex digits (its
-            // session id is then derived from it, stably).
-            (Some(loaded), false) => loaded.touched(now),
-            _ => {
-                let mut fresh = crate::beaker::BeakerCookie::new(SessionMap::new(), now);
-                fresh.id = stamp.id().to_string();
-                fresh
-            }
-        };
-        // Beaker writes its cookie where `_domain`/`_path` say: make that where this
-        // configuration writes, so that both applications keep one cookie.
-        if state.stray.is_some() {
-            cookie.domain.clone_from(&inner.config.domain);
-            cookie.path.clone_from(&inner.config.path);
-        }
-        cookie.data = persist
-            .to_map()
-            .map_err(|e| EncodeError::Serialize(e.into()))?;
-        return format.encode(&inner.config.name, &cookie);
+    if let Some(format) = inner.config.legacy.as_ref().filter(|f| f.writes()) {
+        // Keep the format's own state of the session, unless it was regenerated or is new.
+        let loaded = state.legacy.as_deref().filter(|_| !state.regenerated);
+        let relocate = state.stray.is_some();
+        return format.encode(
+            persist,
+            stamp.id(),
+            loaded,
+            now,
+            &inner.config.place(),
+            relocate,
+        );
     }
-    #[cfg(not(feature = "beaker"))]
-    let _ = (state, now);
     inner
         .codec
         .encode_json(&inner.config.name, stamp, |buf| persist.write_json(buf))

@@ -69,6 +69,14 @@ impl fmt::Debug for StoreKey {
     }
 }
 
+/// The record a server-side session is bound to (the session layer's view).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub(crate) key: StoreKey,
+    pub(crate) version: Version,
+    pub(crate) expires: OffsetDateTime,
+}
+
 /// A record's version: 1 when created, one more on every successful save. Compare-and-set
 /// on it is what keeps two concurrent requests from losing each other's update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

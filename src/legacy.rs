@@ -1,0 +1,68 @@
+//! The seam for cookie formats other than this crate's own: the session layer reads a
+//! session from such a cookie, and writes it back in that format while the configuration
+//! asks for it, without knowing anything of the format. Beaker's (feature `beaker`,
+//! `src/beaker.rs`) is the one there is.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::error::{DecodeError, EncodeError};
+use crate::map::LazyMap;
+use crate::stamp::{SessionId, Stamp};
+
+/// A cookie's `Domain` (`None`: host-only) and `Path`, when the cookie lives somewhere else
+/// than the configuration writes and must be removed there too.
+pub(crate) type Stray = Option<(Option<String>, String)>;
+
+/// Where the configuration writes the session cookie, and its deadlines.
+#[cfg_attr(
+    not(feature = "beaker"),
+    allow(dead_code, reason = "read by the formats behind the seam")
+)]
+pub(crate) struct Place<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) domain: Option<&'a str>,
+    pub(crate) path: &'a str,
+    pub(crate) idle: Duration,
+    pub(crate) lifetime: Duration,
+}
+
+/// A session read from a cookie of another format.
+pub(crate) struct LegacySession {
+    pub(crate) stamp: Stamp,
+    pub(crate) data: LazyMap,
+    /// What the format needs to write the session back as it was (opaque here).
+    pub(crate) state: Arc<dyn Any + Send + Sync>,
+    pub(crate) stray: Stray,
+}
+
+/// Another cookie format.
+pub(crate) trait LegacyFormat: Send + Sync {
+    /// Reads `value`, applying the configured deadlines. On failure, the error and (for an
+    /// authentic cookie past a deadline) where that cookie lives.
+    fn open(
+        &self,
+        value: &str,
+        now: OffsetDateTime,
+        place: &Place<'_>,
+    ) -> Result<LegacySession, (DecodeError, Stray)>;
+
+    /// Whether sessions are written back in this format (rather than the native one).
+    fn writes(&self) -> bool;
+
+    /// The cookie value for `data` of the session `id`. `loaded` is the state of the
+    /// session as it was read (`None` for a new or regenerated one); `relocate` asks that
+    /// the format's own idea of where the cookie lives become `place`.
+    fn encode(
+        &self,
+        data: &LazyMap,
+        id: SessionId,
+        loaded: Option<&(dyn Any + Send + Sync)>,
+        now: OffsetDateTime,
+        place: &Place<'_>,
+        relocate: bool,
+    ) -> Result<String, EncodeError>;
+}
