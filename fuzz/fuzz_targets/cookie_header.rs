@@ -54,7 +54,7 @@ fuzz_target!(|input: Input| {
             assert_eq!(cookie.partitioned(), Some(true));
             // It loads back, with what was written.
             let pair = format!("{NAME}={}", cookie.value());
-            let mut again: Session = sessions.load([pair.as_str()], now());
+            let again: Session = sessions.load([pair.as_str()], now());
             assert!(matches!(
                 again.outcome(),
                 cookie_session::LoadOutcome::Loaded
