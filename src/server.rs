@@ -71,12 +71,14 @@ impl Session {
     /// (the session is then new and empty, and the record is left as it is).
     pub fn attach(&mut self, record: Option<Record>) -> Result<(), SessionError> {
         let key = self.store_key();
-        let max_depth = self.sessions.codec().max_depth();
+        // A record that is not this session's data (damaged, written by something else, or
+        // a sealed record moved from another session) is treated as absent: a new session.
+        let data = record
+            .as_ref()
+            .and_then(|r| open_record(self, &r.data).ok());
         let state = self.state_mut();
-        match (key, record) {
-            (Some(key), Some(record)) => {
-                let data = LazyMap::parse(&record.data, max_depth)
-                    .map_err(|_| SessionError::Stored(StoreError::Corrupt))?;
+        match (key, record, data) {
+            (Some(key), Some(record), Some(data)) => {
                 state.data = data;
                 state.record = Some(Stored {
                     key,
@@ -84,15 +86,51 @@ impl Session {
                     expires: record.expires,
                 });
             }
-            (Some(_), None) => {
+            (Some(_), _, _) => {
                 state.outcome = LoadOutcome::Missing;
                 state.stamp = None;
                 state.persistence = None;
             }
-            (None, _) => {}
+            (None, _, _) => {}
         }
         Ok(())
     }
+}
+
+/// A record's data as the session's map: plain JSON, or a sealed envelope (see
+/// [`SessionConfig::with_sealed_store`](crate::SessionConfig::with_sealed_store)).
+fn open_record(session: &Session, data: &[u8]) -> Result<LazyMap, StoreError> {
+    let max_depth = session.sessions.codec().max_depth();
+    if data.first() == Some(&b'{') {
+        return LazyMap::parse(data, max_depth).map_err(|_| StoreError::Corrupt);
+    }
+    let id = session
+        .state()
+        .stamp
+        .map(|s| s.id())
+        .ok_or(StoreError::Corrupt)?;
+    let text = std::str::from_utf8(data).map_err(|_| StoreError::Corrupt)?;
+    let opened = sealer(session)
+        .decode_json(SEAL_NAME, text, session.now, LazyMap::parse)
+        .map_err(|_| StoreError::Corrupt)?;
+    // Bound to its session: a sealed record copied under another session's key is refused.
+    if opened.stamp.id() != id {
+        return Err(StoreError::Corrupt);
+    }
+    Ok(opened.value)
+}
+
+/// The name sealed records are bound to (as a cookie is to its name).
+const SEAL_NAME: &str = "cookie-session-store-record";
+
+/// The codec that seals records: encrypted mode under the session's key ring, without the
+/// cookie size limit.
+fn sealer(session: &Session) -> crate::codec::Codec {
+    crate::codec::Codec::new(
+        crate::format::Mode::Encrypted,
+        session.sessions.codec().key_ring().clone(),
+    )
+    .with_max_size(usize::MAX)
 }
 
 /// What a request asks of the store, in order.
@@ -177,10 +215,8 @@ fn ended(session: &Session) -> Decision {
 
 /// Re-applies this request's changes over the record another request saved meanwhile.
 fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
-    let max_depth = session.sessions.codec().max_depth();
+    let mut data = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
     let state = session.state_mut();
-    let mut data = LazyMap::parse(&fresh.data, max_depth)
-        .map_err(|_| SessionError::Stored(StoreError::Corrupt))?;
     state.data.replay_changes_onto(&mut data);
     state.data = data;
     state.record = Some(Stored {
@@ -313,7 +349,7 @@ fn plan(
         || (state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys);
     match live {
         None => ops.push(Op::Create {
-            data: json(&persist)?,
+            data: json(session, &persist)?,
             expires,
         }),
         Some(stored) => {
@@ -324,9 +360,11 @@ fn plan(
                     ops.push(Op::Rename { to });
                 }
             }
-            if persist.changed() || state.persistence != stamp.persistence() {
+            // A sealed record is bound to its session id: a new id re-seals it.
+            let reseal = moving && config.seal_store;
+            if persist.changed() || state.persistence != stamp.persistence() || reseal {
                 ops.push(Op::Save {
-                    data: json(&persist)?,
+                    data: json(session, &persist)?,
                     expires,
                 });
             } else if touch_due(&config, stored.expires, now) {
@@ -381,7 +419,22 @@ fn touch_due(
     }
 }
 
-fn json(map: &LazyMap) -> Result<Vec<u8>, SessionError> {
+/// The record's data for `map`: its JSON, sealed if the configuration says so (under a
+/// stamp whose only deadline is the session's lifetime: the record's own expiry is the
+/// store's business).
+fn json(session: &Session, map: &LazyMap) -> Result<Vec<u8>, SessionError> {
+    if session.sessions.config().seal_store {
+        let stamp = session
+            .state()
+            .stamp
+            .ok_or(SessionError::Encode(EncodeError::InvalidTime))?;
+        let stamp = Stamp {
+            idle_deadline: stamp.absolute_deadline,
+            ..stamp
+        };
+        let sealed = sealer(session).encode_json(SEAL_NAME, &stamp, |buf| map.write_json(buf))?;
+        return Ok(sealed.into_bytes());
+    }
     let mut out = Vec::new();
     map.write_json(&mut out)
         .map_err(|e| SessionError::Encode(EncodeError::Serialize(e.into())))?;

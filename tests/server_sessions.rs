@@ -476,3 +476,106 @@ fn a_server_side_session_cannot_be_finished_as_a_cookie() {
         Err(cookie_session::SessionError::ServerSide)
     ));
 }
+
+#[test]
+fn sealed_records_hide_the_data_and_are_bound_to_their_session() {
+    let site = Site::new(config().with_sealed_store(true).build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("card", "4111-1111").unwrap()));
+    let ada = cookie_of(&d);
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("card", "5500-0000").unwrap()));
+    let bob = cookie_of(&d);
+    let key_of = |cookie: &str| {
+        site.sessions
+            .load_server_side([cookie.as_bytes()], at(T0))
+            .store_key()
+            .unwrap()
+    };
+    let record = block_on(site.store.inner.load(&key_of(&ada), at(T0)))
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&record.data);
+    assert!(
+        !text.contains("4111") && !text.contains("card"),
+        "sealed: {text}"
+    );
+    // Read back, changed, regenerated (re-sealed under the new id), read back again.
+    let (d, ops) = site.request(
+        Some(&ada),
+        T0 + 1,
+        Some(&|s| {
+            assert_eq!(
+                s.get::<String>("card").unwrap().as_deref(),
+                Some("4111-1111")
+            );
+            s.regenerate().unwrap();
+        }),
+    );
+    assert_eq!(ops, ["load", "rename", "save"]);
+    let ada = cookie_of(&d);
+    site.request(
+        Some(&ada),
+        T0 + 2,
+        Some(&|s| {
+            assert_eq!(
+                s.get::<String>("card").unwrap().as_deref(),
+                Some("4111-1111")
+            );
+        }),
+    );
+    // Someone with write access to the store copies bob's record over ada's: it does not
+    // open for ada (a new, empty session), and bob's data does not leak to her.
+    let bobs = block_on(site.store.inner.load(&key_of(&bob), at(T0 + 3)))
+        .unwrap()
+        .unwrap();
+    let adas = block_on(site.store.inner.load(&key_of(&ada), at(T0 + 3)))
+        .unwrap()
+        .unwrap();
+    block_on(site.store.inner.save(
+        &key_of(&ada),
+        adas.version,
+        &bobs.data,
+        adas.expires,
+        at(T0 + 3),
+    ))
+    .unwrap();
+    site.request(
+        Some(&ada),
+        T0 + 4,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+            assert_eq!(s.get::<String>("card").unwrap(), None);
+        }),
+    );
+    // Plain records written before sealing was turned on still read.
+    let plain = Site::new(config().build().unwrap());
+    let (d, _) = plain.request(None, T0, Some(&|s| s.insert("n", &1).unwrap()));
+    let cookie = cookie_of(&d);
+    let sealed = Site {
+        sessions: config().with_sealed_store(true).build().unwrap(),
+        store: plain.store.clone(),
+    };
+    sealed.request(
+        Some(&cookie),
+        T0 + 1,
+        Some(&|s| {
+            assert_eq!(s.get::<u64>("n").unwrap(), Some(1));
+            s.insert("n", &2).unwrap();
+        }),
+    );
+    let record = block_on(
+        plain
+            .store
+            .inner
+            .load(&key_of_with(&sealed.sessions, &cookie), at(T0 + 1)),
+    )
+    .unwrap()
+    .unwrap();
+    assert_ne!(record.data.first(), Some(&b'{'), "sealed on its next write");
+}
+
+fn key_of_with(sessions: &Sessions, cookie: &str) -> StoreKey {
+    sessions
+        .load_server_side([cookie.as_bytes()], at(T0))
+        .store_key()
+        .unwrap()
+}
