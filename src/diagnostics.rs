@@ -121,3 +121,15 @@ pub(crate) fn sweep_failed(error: &(dyn std::error::Error + 'static), consecutiv
     #[cfg(not(feature = "tracing"))]
     let _ = (error, consecutive);
 }
+
+/// The store was down and a session is served empty and read-only.
+pub(crate) fn store_down_degraded(error: &(dyn std::error::Error + 'static)) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "cookie_session",
+        error = %Chain(error),
+        "session store unavailable; serving an empty, read-only session"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
+}

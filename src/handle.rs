@@ -72,6 +72,8 @@ struct Shared {
     /// Server-side: where the data lives, and whether it has been read yet.
     store: Option<Arc<dyn DynStore>>,
     loaded: Mutex<bool>,
+    /// The store was down and the session is served empty and read-only.
+    degraded: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -111,6 +113,7 @@ impl SessionHandle {
             slot: Mutex::new(Some(session)),
             store: None,
             loaded: Mutex::new(true),
+            degraded: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -124,6 +127,7 @@ impl SessionHandle {
             slot: Mutex::new(Some(session)),
             store: Some(store),
             loaded: Mutex::new(false),
+            degraded: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -159,6 +163,28 @@ impl SessionHandle {
             *loaded = true;
         }
         Ok(())
+    }
+
+    /// Like [`load`](Self::load), but when the store is down the session is served empty
+    /// and read-only instead of failing: reads see no data, and a request that changes
+    /// anything fails at [`commit`](Self::commit) (nothing is written, the cookie stays).
+    /// Returns whether the store was down.
+    ///
+    /// # Errors
+    /// [`SessionError::Finished`] after the response.
+    pub async fn load_or_degrade(&self) -> Result<bool, SessionError> {
+        match self.load().await {
+            Ok(()) => Ok(false),
+            Err(SessionError::Stored(error)) => {
+                crate::diagnostics::store_down_degraded(&error);
+                self.0
+                    .degraded
+                    .store(true, std::sync::atomic::Ordering::Release);
+                *self.0.loaded.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                Ok(true)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Whether the session can be used: a server-side one only once loaded.
@@ -365,6 +391,9 @@ impl SessionHandle {
         match &self.0.store {
             None => session.finish(now),
             Some(_) if !self.ready() => Ok(Decision::untouched()),
+            Some(_) if self.0.degraded.load(std::sync::atomic::Ordering::Acquire) => {
+                crate::server::commit_degraded(&session)
+            }
             Some(store) => crate::server::commit(session, &**store, now).await,
         }
     }

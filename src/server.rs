@@ -204,6 +204,20 @@ pub async fn commit<S: DynStore + ?Sized>(
     }
 }
 
+/// The end of a request served read-only while the store was down: nothing is written and
+/// the cookie is left alone; a request that changed the session fails.
+pub(crate) fn commit_degraded(session: &Session) -> Result<Decision, SessionError> {
+    let changed = session.state.get().is_some_and(|state| {
+        state.data.changed() || state.regenerated || state.stamp.is_none() && state.key_id.is_some()
+    });
+    if changed {
+        return Err(SessionError::Stored(StoreError::Unavailable(
+            "the session store was down: this request's session changes were not saved".into(),
+        )));
+    }
+    Ok(Decision::accessed(CookieAction::Keep, Vec::new()))
+}
+
 /// The response for a session that ended elsewhere: the cookie is removed.
 fn ended(session: &Session) -> Decision {
     let config = session.sessions.config();

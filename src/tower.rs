@@ -59,6 +59,7 @@ pub struct SessionLayer {
     save_on_server_error: bool,
     save_failure: Option<SaveFailure>,
     store: Option<Arc<dyn DynStore>>,
+    degrade: bool,
 }
 
 impl SessionLayer {
@@ -70,6 +71,7 @@ impl SessionLayer {
             save_on_server_error: false,
             save_failure: None,
             store: None,
+            degrade: false,
         }
     }
 
@@ -129,6 +131,16 @@ impl SessionLayer {
         self
     }
 
+    /// Server-side: when the store is down, serve an empty, read-only session instead of
+    /// `503` (opt-in). Pages that only show session data render as for a visitor without
+    /// a session; a request that changes the session still gets `503` at its end, and the
+    /// visitor's cookie is never touched. Default off.
+    #[must_use]
+    pub fn with_read_only_session_when_store_down(mut self, degrade: bool) -> Self {
+        self.degrade = degrade;
+        self
+    }
+
     fn failure_response(&self, error: &SessionError) -> Response<String> {
         match &self.save_failure {
             Some(respond) => respond(error),
@@ -148,6 +160,7 @@ impl fmt::Debug for SessionLayer {
             .field("save_on_server_error", &self.save_on_server_error)
             .field("save_failure", &self.save_failure.as_ref().map(|_| "<fn>"))
             .field("server_side", &self.store.is_some())
+            .field("degrade", &self.degrade)
             .finish()
     }
 }
@@ -204,6 +217,9 @@ where
             }
         };
         request.extensions_mut().insert(handle.clone());
+        if self.layer.degrade {
+            request.extensions_mut().insert(Degrade);
+        }
         let response = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
@@ -237,6 +253,10 @@ where
         })
     }
 }
+
+/// Marks a request whose session may be served read-only while the store is down.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Degrade;
 
 /// `503 Service Unavailable` with `Retry-After`, for a session store that is down: nothing
 /// is written and the visitor's cookie is not touched, so the session is there again when
@@ -277,7 +297,12 @@ mod axum_extractor {
                 .get::<SessionHandle>()
                 .cloned()
                 .ok_or(SessionRejection::MissingLayer)?;
-            match handle.load().await {
+            let loaded = if parts.extensions.get::<super::Degrade>().is_some() {
+                handle.load_or_degrade().await.map(|_| ())
+            } else {
+                handle.load().await
+            };
+            match loaded {
                 Ok(()) => Ok(handle),
                 Err(error) => {
                     crate::diagnostics::handler_error(&error);

@@ -466,6 +466,10 @@ mod switchable_impl {
 }
 
 fn server_side_app(store: std::sync::Arc<Switchable>) -> Router {
+    server_side_app_with(store, false)
+}
+
+fn server_side_app_with(store: std::sync::Arc<Switchable>, degrade: bool) -> Router {
     let sessions = config(Mode::Encrypted).build().unwrap();
     Router::new()
         .route(
@@ -492,7 +496,11 @@ fn server_side_app(store: std::sync::Arc<Switchable>) -> Router {
             }),
         )
         .route("/health", get(|| async { "ok" }))
-        .layer(SessionLayer::new(sessions).with_store(store))
+        .layer(
+            SessionLayer::new(sessions)
+                .with_store(store)
+                .with_read_only_session_when_store_down(degrade),
+        )
 }
 
 fn get_with(path: &str, cookie: Option<&str>) -> Request<Body> {
@@ -567,4 +575,39 @@ async fn a_store_that_is_down_gives_503_with_retry_after_and_leaves_the_cookie()
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let response = call(&mut app, get_with("/me", Some(&cookie))).await;
     assert_eq!(body_text(response).await, "Some(\"ada\")");
+}
+
+#[tokio::test]
+async fn opt_in_the_store_being_down_serves_an_empty_read_only_session() {
+    let store = std::sync::Arc::new(Switchable::default());
+    let mut app = server_side_app_with(store.clone(), true);
+    let response = call(&mut app, get_with("/login", None)).await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Reading: served, as a visitor without a session; the cookie is not touched.
+    let response = call(&mut app, get_with("/me", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(body_text(response).await, "None");
+    // Changing (logging in again, logging out): 503 at the end, nothing written.
+    for path in ["/login", "/logout"] {
+        let response = call(&mut app, get_with(path, Some(&cookie))).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(response.headers().get("set-cookie").is_none(), "{path}");
+    }
+    store
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let response = call(&mut app, get_with("/me", Some(&cookie))).await;
+    assert_eq!(
+        body_text(response).await,
+        "Some(\"ada\")",
+        "the session survived"
+    );
 }
