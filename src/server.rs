@@ -316,7 +316,8 @@ fn plan(
     session: &mut Session,
     now: OffsetDateTime,
 ) -> Result<(Vec<Op>, CookieAction), SessionError> {
-    let config = session.sessions.config().clone();
+    let sessions = session.sessions.clone();
+    let config = sessions.config();
     let had_cookie = session.has_candidates();
     let persist = session.state().data.clone();
     let stored = session.state().record;
@@ -330,7 +331,7 @@ fn plan(
     let live = stored.filter(|_| !deleted && !persist.is_empty());
     if persist.is_empty() {
         let action = if had_cookie {
-            CookieAction::Remove(crate::cookie_header::removal(&config))
+            CookieAction::Remove(crate::cookie_header::removal(config))
         } else {
             CookieAction::Keep
         };
@@ -354,7 +355,7 @@ fn plan(
         }
         return Ok((
             ops,
-            CookieAction::Remove(crate::cookie_header::removal(&config)),
+            CookieAction::Remove(crate::cookie_header::removal(config)),
         ));
     }
     let expires = (now + config.idle).min(stamp.absolute_deadline());
@@ -381,7 +382,7 @@ fn plan(
                     data: json(session, &persist)?,
                     expires,
                 });
-            } else if touch_due(&config, stored.expires, now) {
+            } else if touch_due(config, stored.expires, now) {
                 ops.push(Op::Touch { expires });
             }
         }
@@ -400,7 +401,7 @@ fn plan(
                 Ok(())
             })?;
         CookieAction::Set(crate::cookie_header::set(
-            &config,
+            config,
             &value,
             state.persistence.unwrap_or(config.persistence),
             stamp.absolute_deadline(),
