@@ -156,9 +156,11 @@ enum Op {
 /// Writes what the request changed to `store` (any [`SessionStore`](crate::store::SessionStore),
 /// or an `Arc<dyn DynStore>`) and decides the response's headers.
 /// Conflicting concurrent saves are resolved by reloading and re-applying only the keys
-/// this request changed (at most 3 times: the last writer wins per key); a session deleted
-/// meanwhile (a logout elsewhere) is never recreated: this request's changes are dropped
-/// and its cookie removed.
+/// this request changed (at most 3 times: the last writer wins per key). A session deleted
+/// or regenerated meanwhile (a logout, or a login, in another request) is never recreated
+/// and never written to under its new id: this request's changes are dropped, and it sends
+/// no `Set-Cookie` (a removal could overtake the other request's new cookie); the stale
+/// cookie is removed when it next comes back.
 ///
 /// # Errors
 /// [`SessionError::Stored`] when the store fails or the data does not fit it: nothing of
@@ -188,7 +190,7 @@ pub async fn commit<S: DynStore + ?Sized>(
                     .map_err(SessionError::Stored)?
                 {
                     Some(fresh) => rebase(&mut session, stored.key, fresh)?,
-                    None => return Ok(ended(&session)),
+                    None => return Ok(superseded()),
                 }
             }
             Err(StoreError::Duplicate) if attempts < MAX_RETRIES => {
@@ -198,7 +200,7 @@ pub async fn commit<S: DynStore + ?Sized>(
                 state.stamp = state.stamp.map(|s| s.regenerated());
             }
             // Deleted meanwhile: never resurrected.
-            Err(StoreError::Gone) => return Ok(ended(&session)),
+            Err(StoreError::Gone) => return Ok(superseded()),
             Err(error) => return Err(SessionError::Stored(error)),
         }
     }
@@ -218,13 +220,13 @@ pub(crate) fn commit_degraded(session: &Session) -> Result<Decision, SessionErro
     Ok(Decision::accessed(CookieAction::Keep, Vec::new()))
 }
 
-/// The response for a session that ended elsewhere: the cookie is removed.
-fn ended(session: &Session) -> Decision {
-    let config = session.sessions.config();
-    Decision::accessed(
-        CookieAction::Remove(crate::cookie_header::removal(config)),
-        Vec::new(),
-    )
+/// The response of a request whose session ended or moved while it ran (a logout, or a
+/// `regenerate()` at login, in another request): its changes are dropped, and it sends no
+/// `Set-Cookie` at all. A removal here could arrive after, and delete, the new cookie of
+/// the request that regenerated the session (logging the visitor out right after login);
+/// the stale cookie is harmless (its record is gone) and is removed by its next request.
+fn superseded() -> Decision {
+    Decision::accessed(CookieAction::Keep, Vec::new())
 }
 
 /// Re-applies this request's changes over the record another request saved meanwhile.

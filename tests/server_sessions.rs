@@ -428,16 +428,18 @@ fn a_logout_during_a_slow_request_is_never_undone() {
     // Meanwhile the user logs out in another tab.
     let (d, _) = site.request(Some(&cookie), T0 + 2, Some(&|s| s.delete().unwrap()));
     assert!(matches!(d.cookie, CookieAction::Remove(_)));
-    // The slow request's save finds the session gone: nothing is recreated, the cookie goes.
+    // The slow request's save finds the session gone: nothing is recreated, and it sends no
+    // cookie (the logout's response removed it; a stale copy is removed on its next use).
     let d = block_on(slow.commit(at(T0 + 3))).unwrap();
-    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{d:?}");
-    let (_, _) = site.request(
+    assert_eq!(d.cookie, CookieAction::Keep, "{d:?}");
+    let (d, _) = site.request(
         Some(&cookie),
         T0 + 4,
         Some(&|s| {
             assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
         }),
     );
+    assert!(matches!(d.cookie, CookieAction::Remove(_)));
     assert!(
         site.store.inner.is_empty(),
         "the deleted session was not resurrected"
@@ -462,8 +464,55 @@ fn a_logout_during_a_slow_request_is_never_undone() {
     reader.get::<String>("user").unwrap();
     touching.request(Some(&bob), T0 + 12, Some(&|s| s.delete().unwrap()));
     let d = block_on(reader.commit(at(T0 + 13))).unwrap();
-    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{d:?}");
+    assert_eq!(d.cookie, CookieAction::Keep, "{d:?}");
     assert!(site.store.inner.is_empty());
+}
+
+/// A login (`regenerate()`) while another request of the same visitor is writing: the slow
+/// request neither writes into the new session (its data belongs to the pre-login one, and
+/// could be an attacker's who planted that id) nor removes the new cookie.
+#[test]
+fn a_write_racing_a_regenerate_neither_leaks_in_nor_logs_out() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("theme", "dark").unwrap()));
+    let before_login = cookie_of(&d);
+    let store: Arc<dyn DynStore> = site.store.clone();
+    let slow = SessionHandle::server_side(
+        site.sessions
+            .load_server_side([before_login.as_bytes()], at(T0 + 1)),
+        store,
+    );
+    block_on(slow.load()).unwrap();
+    site.store.take();
+    slow.insert("planted", "by the old id").unwrap();
+    // The login regenerates the id and stores the user.
+    let (d, ops) = site.request(
+        Some(&before_login),
+        T0 + 2,
+        Some(&|s| {
+            s.regenerate().unwrap();
+            s.insert("user", "ada").unwrap();
+        }),
+    );
+    assert_eq!(ops, ["load", "rename", "save"]);
+    let after_login = cookie_of(&d);
+    // The slow request ends: no write anywhere, no Set-Cookie to overtake the login's.
+    let d = block_on(slow.commit(at(T0 + 3))).unwrap();
+    assert_eq!(d.cookie, CookieAction::Keep, "{d:?}");
+    assert_eq!(
+        site.store.take(),
+        ["save"],
+        "one refused save, nothing else"
+    );
+    site.request(
+        Some(&after_login),
+        T0 + 4,
+        Some(&|s| {
+            assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+            assert_eq!(s.get::<String>("planted").unwrap(), None);
+        }),
+    );
 }
 
 #[test]
