@@ -1,0 +1,238 @@
+//! Races scripted inside a commit: a store wrapper parks one chosen operation of one
+//! request until the test lets it go, while another request runs to the end.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::future::Future;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use common::{T0, at, key};
+use cookie_session::store::{
+    DynStore, MemoryStore, Record, SessionStore, StoreError, StoreKey, Version, block_on,
+};
+use cookie_session::{
+    CookieAction, KeyRing, LoadOutcome, Mode, SessionConfig, SessionHandle, Sessions,
+};
+use time::OffsetDateTime;
+
+/// Parks the next call of `op` (on its caller's thread) until released.
+#[derive(Default)]
+struct Parking {
+    inner: MemoryStore,
+    trap: Mutex<Option<(&'static str, Sender<()>, Receiver<()>)>>,
+}
+
+impl Parking {
+    /// The next `op` call tells `parked` and waits for `release`.
+    fn park_next(&self, op: &'static str) -> (Receiver<()>, Sender<()>) {
+        let (parked_tx, parked_rx) = channel();
+        let (release_tx, release_rx) = channel();
+        *self.trap.lock().unwrap() = Some((op, parked_tx, release_rx));
+        (parked_rx, release_tx)
+    }
+
+    fn maybe_park(&self, op: &'static str) {
+        let trap = {
+            let mut trap = self.trap.lock().unwrap();
+            match &*trap {
+                Some((name, _, _)) if *name == op => trap.take(),
+                _ => None,
+            }
+        };
+        if let Some((_, parked, release)) = trap {
+            parked.send(()).unwrap();
+            release.recv().unwrap();
+        }
+    }
+}
+
+impl SessionStore for Parking {
+    fn load(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.maybe_park("load");
+        self.inner.load(k, now)
+    }
+    fn create(
+        &self,
+        k: &StoreKey,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        self.maybe_park("create");
+        self.inner.create(k, d, e, now)
+    }
+    fn save(
+        &self,
+        k: &StoreKey,
+        v: Version,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        self.maybe_park("save");
+        self.inner.save(k, v, d, e, now)
+    }
+    fn touch(
+        &self,
+        k: &StoreKey,
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.maybe_park("touch");
+        self.inner.touch(k, e, now)
+    }
+    fn rename(
+        &self,
+        a: &StoreKey,
+        b: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.maybe_park("rename");
+        self.inner.rename(a, b, now)
+    }
+    fn delete(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.maybe_park("delete");
+        self.inner.delete(k, now)
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        self.inner.sweep(now, max)
+    }
+}
+
+fn sessions() -> Sessions {
+    SessionConfig::new(Mode::Encrypted, KeyRing::new(key(1)))
+        .with_name("sid")
+        .build()
+        .unwrap()
+}
+
+fn handle(
+    sessions: &Sessions,
+    store: &Arc<Parking>,
+    cookie: Option<&str>,
+    now: i64,
+) -> SessionHandle {
+    let store: Arc<dyn DynStore> = store.clone();
+    let h = SessionHandle::server_side(
+        sessions.load_server_side(cookie.map(str::as_bytes), at(now)),
+        store,
+    );
+    block_on(h.load()).unwrap();
+    h
+}
+
+fn set_cookie(d: &cookie_session::Decision) -> String {
+    match &d.cookie {
+        CookieAction::Set(h) => h.split(';').next().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn new_session(sessions: &Sessions, store: &Arc<Parking>) -> String {
+    let h = handle(sessions, store, None, T0);
+    h.insert("user", "ada").unwrap();
+    set_cookie(&block_on(h.commit(at(T0))).unwrap())
+}
+
+/// Two requests load the same version; the first to save parks *inside* its commit while
+/// the second saves, then resumes: it meets the newer version, reloads and re-applies.
+#[test]
+fn a_save_parked_inside_its_commit_is_rebased_after_the_other_commits() {
+    let (sessions, store) = (sessions(), Arc::new(Parking::default()));
+    let cookie = new_session(&sessions, &store);
+    let a = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    let b = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    a.insert("a", &1).unwrap();
+    b.insert("b", &2).unwrap();
+    let (parked, release) = store.park_next("save");
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| block_on(a.commit(at(T0 + 2))).unwrap());
+        parked.recv().unwrap(); // a is inside its save
+        block_on(b.commit(at(T0 + 2))).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(slow.join().unwrap().cookie, CookieAction::Keep);
+    });
+    let check = handle(&sessions, &store, Some(&cookie), T0 + 3);
+    assert_eq!(check.get::<u64>("a").unwrap(), Some(1));
+    assert_eq!(check.get::<u64>("b").unwrap(), Some(2));
+}
+
+/// A login regenerates the id: parked between its rename and its save, a parallel write
+/// on the old id finds it gone; the login then completes, and nothing of the parallel
+/// write reaches the new session.
+#[test]
+fn a_write_between_a_regenerates_rename_and_save_is_dropped() {
+    let (sessions, store) = (sessions(), Arc::new(Parking::default()));
+    let cookie = new_session(&sessions, &store);
+    let login = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    let write = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    login
+        .with(|s| {
+            s.regenerate().unwrap();
+            s.insert("role", "admin").unwrap();
+        })
+        .unwrap();
+    write.insert("late", &true).unwrap();
+    let (parked, release) = store.park_next("save");
+    let new_cookie = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| block_on(login.commit(at(T0 + 2))).unwrap());
+        parked.recv().unwrap(); // renamed, not yet saved
+        let d = block_on(write.commit(at(T0 + 2))).unwrap();
+        assert_eq!(
+            d.cookie,
+            CookieAction::Keep,
+            "no Set-Cookie to overtake the login's"
+        );
+        release.send(()).unwrap();
+        set_cookie(&slow.join().unwrap())
+    });
+    let check = handle(&sessions, &store, Some(&new_cookie), T0 + 3);
+    assert_eq!(
+        check.get::<String>("role").unwrap().as_deref(),
+        Some("admin")
+    );
+    assert_eq!(check.get::<bool>("late").unwrap(), None);
+    let old = handle(&sessions, &store, Some(&cookie), T0 + 3);
+    assert_eq!(old.outcome().unwrap(), LoadOutcome::Missing);
+}
+
+/// A logout lands while a slow request is parked in the reload of its conflict retry: the
+/// retry finds nothing and gives up; nothing is recreated.
+#[test]
+fn a_logout_during_a_conflict_retry_is_final() {
+    let (sessions, store) = (sessions(), Arc::new(Parking::default()));
+    let cookie = new_session(&sessions, &store);
+    let slow = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    let other = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    slow.insert("x", &1).unwrap();
+    other.insert("y", &2).unwrap();
+    block_on(other.commit(at(T0 + 2))).unwrap(); // slow's save will now conflict
+    let (parked, release) = store.park_next("load"); // ...and park in its reload
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| block_on(slow.commit(at(T0 + 3))).unwrap());
+        parked.recv().unwrap();
+        let logout = handle(&sessions, &store, Some(&cookie), T0 + 3);
+        logout.delete().unwrap();
+        block_on(logout.commit(at(T0 + 3))).unwrap();
+        release.send(()).unwrap();
+        assert_eq!(running.join().unwrap().cookie, CookieAction::Keep);
+    });
+    assert!(
+        store.inner.is_empty(),
+        "the logged-out session was not recreated"
+    );
+}
