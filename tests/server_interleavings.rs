@@ -17,11 +17,14 @@ use cookie_session::{
 };
 use time::OffsetDateTime;
 
+/// The operation to park, where to say it is parked, and what releases it.
+type Trap = (&'static str, Sender<()>, Receiver<()>);
+
 /// Parks the next call of `op` (on its caller's thread) until released.
 #[derive(Default)]
 struct Parking {
     inner: MemoryStore,
-    trap: Mutex<Option<(&'static str, Sender<()>, Receiver<()>)>>,
+    trap: Mutex<Option<Trap>>,
 }
 
 impl Parking {
