@@ -73,6 +73,19 @@ pub enum SaveMode {
     Explicit,
 }
 
+/// What a server-side save does when another request saved the same session meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictPolicy {
+    /// Reload, re-apply the keys this request changed, save again: changes to different keys
+    /// all survive, and for a key both changed, the last commit wins. The default.
+    LastWriteWins,
+    /// As `LastWriteWins` for different keys; but if the other request changed a key this
+    /// one changed too, this request fails with
+    /// [`StoreError::Conflict`](crate::store::StoreError::Conflict) and writes nothing.
+    FailOnSameKey,
+}
+
 /// Asks the application whether a session was revoked: called with the session id and
 /// the issue time of each authentic cookie on load; `true` means revoked.
 pub type RevocationCheck = Arc<dyn Fn(SessionId, OffsetDateTime) -> bool + Send + Sync>;
@@ -116,6 +129,7 @@ pub struct SessionConfig {
     /// Another cookie format sessions are also read from (and maybe written in).
     pub(crate) legacy: Option<Arc<dyn LegacyFormat>>,
     pub(crate) seal_store: bool,
+    pub(crate) conflicts: ConflictPolicy,
 }
 
 impl SessionConfig {
@@ -146,6 +160,7 @@ impl SessionConfig {
             revocation: None,
             legacy: None,
             seal_store: false,
+            conflicts: ConflictPolicy::LastWriteWins,
         }
     }
 
@@ -298,6 +313,14 @@ impl SessionConfig {
     #[must_use]
     pub const fn with_sealed_store(mut self, seal: bool) -> Self {
         self.seal_store = seal;
+        self
+    }
+
+    /// Server-side sessions: what a save does when another request saved the same session
+    /// meanwhile. Default [`ConflictPolicy::LastWriteWins`].
+    #[must_use]
+    pub const fn with_conflict_policy(mut self, policy: ConflictPolicy) -> Self {
+        self.conflicts = policy;
         self
     }
 

@@ -252,6 +252,22 @@ impl LazyMap {
         }
     }
 
+    /// Whether another writer changed a key that this map changed too: for some key written
+    /// or removed here, `newer` holds something other than what this map loaded.
+    pub(crate) fn overlaps(&self, newer: &Self) -> bool {
+        self.entries.iter().any(|entry| {
+            let changed = match (&entry.loaded, &entry.current) {
+                (_, Current::Loaded) | (None, Current::Removed) => false,
+                (Some(_), Current::Removed) | (None, Current::Value(_)) => true,
+                (Some(_), Current::Value(value)) => {
+                    self.loaded_value(entry).as_ref() != Some(value)
+                }
+            };
+            let key = entry.key(&self.text);
+            changed && self.loaded_value(entry) != newer.get::<Value>(key).and_then(Result::ok)
+        })
+    }
+
     /// Writes the map as a compact JSON object: unchanged values as their loaded bytes.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         out.push(b'{');

@@ -232,6 +232,11 @@ fn superseded() -> Decision {
 /// Re-applies this request's changes over the record another request saved meanwhile.
 fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
     let mut data = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
+    let fail_on_overlap =
+        session.sessions.config().conflicts == crate::config::ConflictPolicy::FailOnSameKey;
+    if fail_on_overlap && session.state().data.overlaps(&data) {
+        return Err(SessionError::Stored(StoreError::Conflict));
+    }
     let state = session.state_mut();
     state.data.replay_changes_onto(&mut data);
     state.data = data;

@@ -628,3 +628,52 @@ fn key_of_with(sessions: &Sessions, cookie: &str) -> StoreKey {
         .store_key()
         .unwrap()
 }
+
+/// The opt-in policy: a request fails rather than overwrite a key another request changed
+/// meanwhile; changes to different keys still merge.
+#[test]
+fn with_fail_on_same_key_a_lost_update_of_one_key_is_an_error() {
+    let site = Site::new(
+        config()
+            .with_conflict_policy(cookie_session::ConflictPolicy::FailOnSameKey)
+            .build()
+            .unwrap(),
+    );
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("balance", &100).unwrap()));
+    let cookie = cookie_of(&d);
+    let store: Arc<dyn DynStore> = site.store.clone();
+    let open = |now| {
+        let h = SessionHandle::server_side(
+            site.sessions.load_server_side([cookie.as_bytes()], at(now)),
+            store.clone(),
+        );
+        block_on(h.load()).unwrap();
+        h
+    };
+    let (a, b, c) = (open(T0 + 1), open(T0 + 1), open(T0 + 1));
+    a.insert("balance", &90).unwrap();
+    b.insert("balance", &80).unwrap();
+    c.insert("theme", "dark").unwrap();
+    block_on(a.commit(at(T0 + 2))).unwrap();
+    let refused = block_on(b.commit(at(T0 + 2)));
+    assert!(
+        matches!(
+            refused,
+            Err(cookie_session::SessionError::Stored(StoreError::Conflict))
+        ),
+        "{refused:?}"
+    );
+    block_on(c.commit(at(T0 + 2))).unwrap();
+    site.request(
+        Some(&cookie),
+        T0 + 3,
+        Some(&|s| {
+            assert_eq!(
+                s.get::<u64>("balance").unwrap(),
+                Some(90),
+                "b's write was refused, not lost silently"
+            );
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+        }),
+    );
+}
