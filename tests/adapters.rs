@@ -358,109 +358,19 @@ fn rejections_and_failed_saves_are_logged_without_values() {
 }
 
 /// A store that can be switched off, as a database that stops answering.
-#[derive(Default)]
-struct Switchable {
-    inner: cookie_session::store::MemoryStore,
-    down: std::sync::atomic::AtomicBool,
-}
+type Switchable = common::Hooked<Down>;
 
-impl Switchable {
-    fn check(&self) -> Result<(), cookie_session::store::StoreError> {
-        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+#[derive(Default)]
+struct Down(std::sync::atomic::AtomicBool);
+
+impl common::Hook for Down {
+    fn before(&self, _: &'static str) -> Result<(), cookie_session::store::StoreError> {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) {
             Err(cookie_session::store::StoreError::Unavailable(
                 "connection refused".into(),
             ))
         } else {
             Ok(())
-        }
-    }
-}
-
-mod switchable_impl {
-    use std::future::{Future, ready};
-
-    use cookie_session::store::{Record, SessionStore, StoreError, StoreKey, Version, block_on};
-    use time::OffsetDateTime;
-
-    use super::Switchable;
-
-    impl SessionStore for Switchable {
-        fn load(
-            &self,
-            k: &StoreKey,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.load(k, now))),
-            )
-        }
-        fn create(
-            &self,
-            k: &StoreKey,
-            d: &[u8],
-            e: OffsetDateTime,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.create(k, d, e, now))),
-            )
-        }
-        fn save(
-            &self,
-            k: &StoreKey,
-            v: Version,
-            d: &[u8],
-            e: OffsetDateTime,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.save(k, v, d, e, now))),
-            )
-        }
-        fn touch(
-            &self,
-            k: &StoreKey,
-            e: OffsetDateTime,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<(), StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.touch(k, e, now))),
-            )
-        }
-        fn rename(
-            &self,
-            a: &StoreKey,
-            b: &StoreKey,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<(), StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.rename(a, b, now))),
-            )
-        }
-        fn delete(
-            &self,
-            k: &StoreKey,
-            now: OffsetDateTime,
-        ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.delete(k, now))),
-            )
-        }
-        fn sweep(
-            &self,
-            now: OffsetDateTime,
-            max: usize,
-        ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-            ready(
-                self.check()
-                    .and_then(|()| block_on(self.inner.sweep(now, max))),
-            )
         }
     }
 }
@@ -552,7 +462,10 @@ async fn a_store_that_is_down_gives_503_with_retry_after_and_leaves_the_cookie()
         .next()
         .unwrap()
         .to_owned();
-    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    store
+        .hook
+        .0
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     for path in ["/me", "/logout", "/login"] {
         let response = call(&mut app, get_with(path, Some(&cookie))).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
@@ -571,7 +484,8 @@ async fn a_store_that_is_down_gives_503_with_retry_after_and_leaves_the_cookie()
     assert_eq!(response.status(), StatusCode::OK);
     // Back up: the session is there again.
     store
-        .down
+        .hook
+        .0
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let response = call(&mut app, get_with("/me", Some(&cookie))).await;
     assert_eq!(body_text(response).await, "Some(\"ada\")");
@@ -589,7 +503,10 @@ async fn opt_in_the_store_being_down_serves_an_empty_read_only_session() {
         .next()
         .unwrap()
         .to_owned();
-    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    store
+        .hook
+        .0
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     // Reading: served, as a visitor without a session; the cookie is not touched.
     let response = call(&mut app, get_with("/me", Some(&cookie))).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -602,7 +519,8 @@ async fn opt_in_the_store_being_down_serves_an_empty_read_only_session() {
         assert!(response.headers().get("set-cookie").is_none(), "{path}");
     }
     store
-        .down
+        .hook
+        .0
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let response = call(&mut app, get_with("/me", Some(&cookie))).await;
     assert_eq!(

@@ -4,41 +4,28 @@
 
 mod common;
 
-use std::future::Future;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use common::{T0, at, key};
-use cookie_session::store::{
-    DynStore, MemoryStore, Record, SessionStore, StoreError, StoreKey, Version, block_on,
-};
+use cookie_session::store::{DynStore, StoreError, block_on};
 use cookie_session::{
     CookieAction, KeyRing, LoadOutcome, Mode, SessionConfig, SessionHandle, Sessions,
 };
-use time::OffsetDateTime;
 
 /// The operation to park, where to say it is parked, and what releases it.
 type Trap = (&'static str, Sender<()>, Receiver<()>);
 
-/// Parks the next call of `op` (on its caller's thread) until released.
+/// Parks the next call of one operation (on its caller's thread) until released.
+type Parking = common::Hooked<Parked>;
+
 #[derive(Default)]
-struct Parking {
-    inner: MemoryStore,
-    trap: Mutex<Option<Trap>>,
-}
+struct Parked(Mutex<Option<Trap>>);
 
-impl Parking {
-    /// The next `op` call tells `parked` and waits for `release`.
-    fn park_next(&self, op: &'static str) -> (Receiver<()>, Sender<()>) {
-        let (parked_tx, parked_rx) = channel();
-        let (release_tx, release_rx) = channel();
-        *self.trap.lock().unwrap() = Some((op, parked_tx, release_rx));
-        (parked_rx, release_tx)
-    }
-
-    fn maybe_park(&self, op: &'static str) {
+impl common::Hook for Parked {
+    fn before(&self, op: &'static str) -> Result<(), StoreError> {
         let trap = {
-            let mut trap = self.trap.lock().unwrap();
+            let mut trap = self.0.lock().unwrap();
             match &*trap {
                 Some((name, _, _)) if *name == op => trap.take(),
                 _ => None,
@@ -48,71 +35,17 @@ impl Parking {
             parked.send(()).unwrap();
             release.recv().unwrap();
         }
+        Ok(())
     }
 }
 
-impl SessionStore for Parking {
-    fn load(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        self.maybe_park("load");
-        self.inner.load(k, now)
-    }
-    fn create(
-        &self,
-        k: &StoreKey,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.maybe_park("create");
-        self.inner.create(k, d, e, now)
-    }
-    fn save(
-        &self,
-        k: &StoreKey,
-        v: Version,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.maybe_park("save");
-        self.inner.save(k, v, d, e, now)
-    }
-    fn touch(
-        &self,
-        k: &StoreKey,
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.maybe_park("touch");
-        self.inner.touch(k, e, now)
-    }
-    fn rename(
-        &self,
-        a: &StoreKey,
-        b: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.maybe_park("rename");
-        self.inner.rename(a, b, now)
-    }
-    fn delete(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.maybe_park("delete");
-        self.inner.delete(k, now)
-    }
-    fn sweep(
-        &self,
-        now: OffsetDateTime,
-        max: usize,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        self.inner.sweep(now, max)
+impl Parked {
+    /// The next `op` call tells `parked` and waits for `release`.
+    fn park_next(&self, op: &'static str) -> (Receiver<()>, Sender<()>) {
+        let (parked_tx, parked_rx) = channel();
+        let (release_tx, release_rx) = channel();
+        *self.0.lock().unwrap() = Some((op, parked_tx, release_rx));
+        (parked_rx, release_tx)
     }
 }
 
@@ -161,7 +94,7 @@ fn a_save_parked_inside_its_commit_is_rebased_after_the_other_commits() {
     let b = handle(&sessions, &store, Some(&cookie), T0 + 1);
     a.insert("a", &1).unwrap();
     b.insert("b", &2).unwrap();
-    let (parked, release) = store.park_next("save");
+    let (parked, release) = store.hook.park_next("save");
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| block_on(a.commit(at(T0 + 2))).unwrap());
         parked.recv().unwrap(); // a is inside its save
@@ -190,7 +123,7 @@ fn a_write_between_a_regenerates_rename_and_save_is_dropped() {
         })
         .unwrap();
     write.insert("late", &true).unwrap();
-    let (parked, release) = store.park_next("save");
+    let (parked, release) = store.hook.park_next("save");
     let new_cookie = std::thread::scope(|scope| {
         let slow = scope.spawn(|| block_on(login.commit(at(T0 + 2))).unwrap());
         parked.recv().unwrap(); // renamed, not yet saved
@@ -224,7 +157,7 @@ fn a_logout_during_a_conflict_retry_is_final() {
     slow.insert("x", &1).unwrap();
     other.insert("y", &2).unwrap();
     block_on(other.commit(at(T0 + 2))).unwrap(); // slow's save will now conflict
-    let (parked, release) = store.park_next("load"); // ...and park in its reload
+    let (parked, release) = store.hook.park_next("load"); // ...and park in its reload
     std::thread::scope(|scope| {
         let running = scope.spawn(|| block_on(slow.commit(at(T0 + 3))).unwrap());
         parked.recv().unwrap();

@@ -5,98 +5,31 @@
 
 mod common;
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use common::{T0, at, key};
-use cookie_session::store::{
-    DynStore, MemoryStore, Record, SessionStore, StoreError, StoreKey, Version, block_on,
-};
+use cookie_session::store::{DynStore, SessionStore, StoreError, StoreKey, block_on};
 use cookie_session::{
     CookieAction, Decision, KeyRing, LoadOutcome, Mode, SessionConfig, SessionHandle, Sessions,
     TouchPolicy,
 };
-use time::OffsetDateTime;
 
 /// A memory store that logs every operation by name.
+type Counting = common::Hooked<Log>;
+
 #[derive(Default)]
-struct Counting {
-    inner: MemoryStore,
-    log: Mutex<Vec<&'static str>>,
+struct Log(Mutex<Vec<&'static str>>);
+
+impl common::Hook for Log {
+    fn before(&self, op: &'static str) -> Result<(), StoreError> {
+        self.0.lock().unwrap().push(op);
+        Ok(())
+    }
 }
 
-impl Counting {
+impl Log {
     fn take(&self) -> Vec<&'static str> {
-        std::mem::take(&mut *self.log.lock().unwrap())
-    }
-    fn note(&self, op: &'static str) {
-        self.log.lock().unwrap().push(op);
-    }
-}
-
-impl SessionStore for Counting {
-    fn load(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        self.note("load");
-        self.inner.load(k, now)
-    }
-    fn create(
-        &self,
-        k: &StoreKey,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.note("create");
-        self.inner.create(k, d, e, now)
-    }
-    fn save(
-        &self,
-        k: &StoreKey,
-        v: Version,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.note("save");
-        self.inner.save(k, v, d, e, now)
-    }
-    fn touch(
-        &self,
-        k: &StoreKey,
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.note("touch");
-        self.inner.touch(k, e, now)
-    }
-    fn rename(
-        &self,
-        a: &StoreKey,
-        b: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.note("rename");
-        self.inner.rename(a, b, now)
-    }
-    fn delete(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.note("delete");
-        self.inner.delete(k, now)
-    }
-    fn sweep(
-        &self,
-        now: OffsetDateTime,
-        max: usize,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        self.note("sweep");
-        self.inner.sweep(now, max)
+        std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
 
@@ -136,7 +69,7 @@ impl Site {
             handler(&handle);
         }
         let decision = block_on(handle.commit(at(now))).unwrap();
-        (decision, self.store.take())
+        (decision, self.store.hook.take())
     }
 }
 
@@ -391,12 +324,12 @@ fn concurrent_writes_of_different_keys_both_survive() {
         block_on(a.commit(at(T0 + 2))).unwrap().cookie,
         CookieAction::Keep
     );
-    site.store.take();
+    site.store.hook.take();
     assert_eq!(
         block_on(b.commit(at(T0 + 2))).unwrap().cookie,
         CookieAction::Keep
     );
-    assert_eq!(site.store.take(), ["save", "load", "save"]);
+    assert_eq!(site.store.hook.take(), ["save", "load", "save"]);
     let (_, _) = site.request(
         Some(&cookie),
         T0 + 3,
@@ -483,7 +416,7 @@ fn a_write_racing_a_regenerate_neither_leaks_in_nor_logs_out() {
         store,
     );
     block_on(slow.load()).unwrap();
-    site.store.take();
+    site.store.hook.take();
     slow.insert("planted", "by the old id").unwrap();
     // The login regenerates the id and stores the user.
     let (d, ops) = site.request(
@@ -500,7 +433,7 @@ fn a_write_racing_a_regenerate_neither_leaks_in_nor_logs_out() {
     let d = block_on(slow.commit(at(T0 + 3))).unwrap();
     assert_eq!(d.cookie, CookieAction::Keep, "{d:?}");
     assert_eq!(
-        site.store.take(),
+        site.store.hook.take(),
         ["save"],
         "one refused save, nothing else"
     );

@@ -1,6 +1,8 @@
 //! The sweeper drains in bounded batches, reports failures, backs off, and never stops.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,9 +10,7 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use cookie_session::store::conformance::block_on;
-use cookie_session::store::{
-    MemoryStore, Record, SessionStore, StoreError, StoreKey, Sweeper, Version,
-};
+use cookie_session::store::{SessionStore, StoreError, StoreKey, Sweeper};
 use time::OffsetDateTime;
 
 fn t0() -> OffsetDateTime {
@@ -18,76 +18,24 @@ fn t0() -> OffsetDateTime {
 }
 
 /// A memory store whose sweeps can be made to fail, and which counts them.
+type Flaky = common::Hooked<Sweeps>;
+
 #[derive(Default)]
-struct Flaky {
-    inner: MemoryStore,
+struct Sweeps {
     down: AtomicBool,
-    sweeps: AtomicUsize,
+    count: AtomicUsize,
 }
 
-impl SessionStore for Flaky {
-    fn load(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        self.inner.load(k, now)
-    }
-    fn create(
-        &self,
-        k: &StoreKey,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.inner.create(k, d, e, now)
-    }
-    fn save(
-        &self,
-        k: &StoreKey,
-        v: Version,
-        d: &[u8],
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.inner.save(k, v, d, e, now)
-    }
-    fn touch(
-        &self,
-        k: &StoreKey,
-        e: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.touch(k, e, now)
-    }
-    fn rename(
-        &self,
-        a: &StoreKey,
-        b: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.rename(a, b, now)
-    }
-    fn delete(
-        &self,
-        k: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.inner.delete(k, now)
-    }
-    fn sweep(
-        &self,
-        now: OffsetDateTime,
-        max: usize,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        self.sweeps.fetch_add(1, Ordering::Relaxed);
-        let down = self.down.load(Ordering::Relaxed);
-        let result = if down {
-            Err(StoreError::Unavailable("connection refused".into()))
-        } else {
-            block_on(self.inner.sweep(now, max))
-        };
-        std::future::ready(result)
+impl common::Hook for Sweeps {
+    fn before(&self, op: &'static str) -> Result<(), StoreError> {
+        if op != "sweep" {
+            return Ok(());
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        Ok(())
     }
 }
 
@@ -115,7 +63,7 @@ fn sweep_once_drains_in_batches_until_one_comes_back_short() {
     let later = t0() + time::Duration::minutes(5);
     assert_eq!(block_on(sweeper.sweep_once(&store, later)).unwrap(), 2500);
     assert_eq!(
-        store.sweeps.load(Ordering::Relaxed),
+        store.hook.count.load(Ordering::Relaxed),
         3,
         "1000 + 1000 + 500 (short: done)"
     );
@@ -126,7 +74,7 @@ fn sweep_once_drains_in_batches_until_one_comes_back_short() {
 fn failures_are_reported_backed_off_and_recovered_from() {
     let store = Flaky::default();
     fill(&store, 5, 0);
-    store.down.store(true, Ordering::Relaxed);
+    store.hook.down.store(true, Ordering::Relaxed);
     let reported = Arc::new(Mutex::new(Vec::new()));
     let seen = reported.clone();
     let sweeper = Sweeper::new()
@@ -145,7 +93,7 @@ fn failures_are_reported_backed_off_and_recovered_from() {
     assert_eq!(reported.lock().unwrap().len(), 5);
     assert!(reported.lock().unwrap()[0].contains("unavailable"));
 
-    store.down.store(false, Ordering::Relaxed);
+    store.hook.down.store(false, Ordering::Relaxed);
     assert_eq!(
         block_on(sweeper.step(&store, later)).as_secs(),
         60,
@@ -185,7 +133,7 @@ fn jitter_spreads_the_interval_within_its_bounds() {
 fn run_never_stops_on_errors() {
     let store = Arc::new(Flaky::default());
     fill(&store, 3, 0);
-    store.down.store(true, Ordering::Relaxed);
+    store.hook.down.store(true, Ordering::Relaxed);
     let sleeps = Arc::new(AtomicUsize::new(0));
     let counter = sleeps.clone();
     let flip = store.clone();
@@ -194,7 +142,7 @@ fn run_never_stops_on_errors() {
     let sleep = move |_pause: Duration| {
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         if n == 6 {
-            flip.down.store(false, Ordering::Relaxed); // the store comes back
+            flip.hook.down.store(false, Ordering::Relaxed); // the store comes back
         }
         async move {
             if n >= 10 {

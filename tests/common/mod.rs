@@ -144,3 +144,94 @@ pub fn named(file: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no vector {name:?}"))
         .clone()
 }
+
+use cookie_session::store::{MemoryStore, Record, SessionStore, StoreError, StoreKey, Version};
+
+/// What a test store does before each operation (by name: "load", "save", ...): count it,
+/// park it, or fail it.
+pub trait Hook: Send + Sync + 'static {
+    fn before(&self, op: &'static str) -> Result<(), StoreError>;
+}
+
+/// A memory store with a hook in front of every operation: the one wrapper the tests
+/// build their counting, parking and failing stores from.
+#[derive(Default)]
+pub struct Hooked<H> {
+    pub inner: MemoryStore,
+    pub hook: H,
+}
+
+impl<H: Hook> Hooked<H> {
+    /// The hook first, then (only if it lets it) the operation: the memory store does its
+    /// work when called, not when polled, so `call` must not be called before the hook.
+    fn run<T: Send, F: std::future::Future<Output = Result<T, StoreError>>>(
+        &self,
+        op: &'static str,
+        call: impl FnOnce() -> F,
+    ) -> std::future::Ready<Result<T, StoreError>> {
+        let result = self
+            .hook
+            .before(op)
+            .and_then(|()| cookie_session::store::block_on(call()));
+        std::future::ready(result)
+    }
+}
+
+impl<H: Hook> SessionStore for Hooked<H> {
+    fn load(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.run("load", || self.inner.load(k, now))
+    }
+    fn create(
+        &self,
+        k: &StoreKey,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Version, StoreError>> + Send {
+        self.run("create", || self.inner.create(k, d, e, now))
+    }
+    fn save(
+        &self,
+        k: &StoreKey,
+        v: Version,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Version, StoreError>> + Send {
+        self.run("save", || self.inner.save(k, v, d, e, now))
+    }
+    fn touch(
+        &self,
+        k: &StoreKey,
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.run("touch", || self.inner.touch(k, e, now))
+    }
+    fn rename(
+        &self,
+        a: &StoreKey,
+        b: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.run("rename", || self.inner.rename(a, b, now))
+    }
+    fn delete(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        self.run("delete", || self.inner.delete(k, now))
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> + Send {
+        self.run("sweep", || self.inner.sweep(now, max))
+    }
+}
