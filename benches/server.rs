@@ -1,6 +1,7 @@
 //! Server-side sessions per request, through the whole tower layer and an axum router:
 //! untouched / read one key / write one key, for our memory and SQLite stores next to
-//! tower-sessions' `MemoryStore`, on the small and medium payloads, in one run.
+//! tower-sessions' `MemoryStore`, on the small and medium payloads, in one run; and the
+//! same routes with no session layer (`bare`), so each layer's own cost can be read off.
 //! Run: `cargo bench --bench server --features axum,sqlite`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +88,14 @@ fn theirs() -> Router {
         .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false))
 }
 
+/// The same routes with no session at all: the floor each layer's cost is measured from.
+fn bare() -> Router {
+    Router::new()
+        .route("/untouched", get(|| async { "ok" }))
+        .route("/read", get(|| async { format!("{:?}", Some(1u64)) }))
+        .route("/write", get(|| async { "ok" }))
+}
+
 async fn call(app: &Router, path: &str, cookie: Option<&str>, body: String) -> Response<Body> {
     let mut request = Request::get(path);
     if let Some(cookie) = cookie {
@@ -103,6 +112,13 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("server");
+    let floor = bare();
+    for route in ["untouched", "read", "write"] {
+        let path = format!("/{route}");
+        group.bench_function(format!("{route}/bare"), |b| {
+            b.iter(|| rt.block_on(call(&floor, black_box(&path), Some("sid=x"), String::new())));
+        });
+    }
     for size in ["small", "medium"] {
         let data = serde_json::to_string(&payload(size)).unwrap();
         for (name, app) in [

@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use crate::error::{EncodeError, SessionError};
 use crate::map::LazyMap;
 use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
-use crate::stamp::Stamp;
+use crate::stamp::{SessionId, Stamp};
 use crate::store::{DynStore, Record, StoreError, StoreKey, Stored, Version};
 
 /// How often [`commit`] reloads and re-applies after a concurrent save (and how often it
@@ -59,7 +59,7 @@ impl Session {
         let state = self.state();
         let stamp = state.stamp?;
         let key = self.sessions.codec().key_ring().find(state.key_id?)?.0;
-        Some(key.store_key(stamp.id()))
+        Some(keyed(self, key, stamp.id()))
     }
 
     /// Gives the session the record read under [`store_key`](Self::store_key) (`None`: the
@@ -308,14 +308,24 @@ fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetD
 /// The store key the session's current stamp belongs at: under the ring's current key.
 fn target_key(session: &Session) -> Option<StoreKey> {
     let stamp = session.state().stamp?;
-    Some(
-        session
-            .sessions
-            .codec()
-            .key_ring()
-            .current()
-            .store_key(stamp.id()),
-    )
+    let key = session.sessions.codec().key_ring().current();
+    Some(keyed(session, key, stamp.id()))
+}
+
+/// `key.store_key(id)`, computed once per request for each (key, id) it is asked for.
+fn keyed(session: &Session, key: &crate::key::Prepared, id: SessionId) -> StoreKey {
+    match session.store_key_cache.get() {
+        Some(cached) if cached.key_id == key.id && cached.session_id == id => cached.store_key,
+        _ => {
+            let store_key = key.store_key(id);
+            session.store_key_cache.set(Some(crate::store::KeyedId {
+                key_id: key.id,
+                session_id: id,
+                store_key,
+            }));
+            store_key
+        }
+    }
 }
 
 /// What to write, and what the cookie does, from the session as it is now.

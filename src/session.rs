@@ -75,6 +75,7 @@ impl Sessions {
             candidates: cookie_header::find(cookie_headers, &self.inner.config.name),
             state: OnceCell::new(),
             server_side: false,
+            store_key_cache: std::cell::Cell::new(None),
         }
     }
 
@@ -175,6 +176,10 @@ pub struct Session {
     /// Server-side: the cookie carries only the id, the data comes from a store (see the
     /// `server` module).
     pub(crate) server_side: bool,
+    /// Server-side: the last store key computed, for the (key, session id) it was computed
+    /// from. A request asks for it several times (load, attach, commit), and each is an
+    /// HMAC.
+    pub(crate) store_key_cache: std::cell::Cell<Option<crate::store::KeyedId>>,
 }
 
 /// The session once decoded.

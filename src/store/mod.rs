@@ -77,6 +77,14 @@ pub(crate) struct Stored {
     pub(crate) expires: OffsetDateTime,
 }
 
+/// A store key with what it was computed from (the session layer caches the last one).
+#[derive(Clone, Copy)]
+pub(crate) struct KeyedId {
+    pub(crate) key_id: crate::key::KeyId,
+    pub(crate) session_id: crate::stamp::SessionId,
+    pub(crate) store_key: StoreKey,
+}
+
 /// A record's version: 1 when created, one more on every successful save. Compare-and-set
 /// on it is what keeps two concurrent requests from losing each other's update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
