@@ -4,11 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod services;
 
 use std::sync::{Arc, Barrier};
 
 use common::{T0, at, key};
 use cookie_session::store::{DynStore, MemoryStore, SessionStore, block_on};
+use cookie_session::time::OffsetDateTime;
 use cookie_session::{
     CookieAction, KeyRing, Mode, SessionConfig, SessionError, SessionHandle, Sessions,
 };
@@ -29,15 +32,16 @@ fn write_own_key(
     store: &Arc<dyn DynStore>,
     cookie: &str,
     task: usize,
+    t0: i64,
 ) -> usize {
     for attempt in 1.. {
         let handle = SessionHandle::server_side(
-            sessions.load_server_side([cookie.as_bytes()], at(T0 + 1)),
+            sessions.load_server_side([cookie.as_bytes()], at(t0 + 1)),
             store.clone(),
         );
         block_on(handle.load()).unwrap();
         handle.insert(&format!("task-{task:02}"), &task).unwrap();
-        match block_on(handle.commit(at(T0 + 1))) {
+        match block_on(handle.commit(at(t0 + 1))) {
             Ok(decision) => {
                 assert_eq!(decision.cookie, CookieAction::Keep);
                 return attempt;
@@ -49,12 +53,21 @@ fn write_own_key(
     unreachable!()
 }
 
+/// The stress run at the frozen clock `T0`, for stores that keep no clock of their own.
 fn stress(store: Arc<dyn DynStore>) {
+    stress_at(store, T0, None);
+}
+
+/// The stress run with its clock starting at `t0` (the real time, for a server that also
+/// expires records on its own clock), every thread inside `runtime` when the store needs
+/// one.
+fn stress_at(store: Arc<dyn DynStore>, t0: i64, runtime: Option<&tokio::runtime::Handle>) {
+    let _entered = runtime.map(tokio::runtime::Handle::enter);
     let sessions = sessions();
-    let first = SessionHandle::server_side(sessions.load_server_side([], at(T0)), store.clone());
+    let first = SessionHandle::server_side(sessions.load_server_side([], at(t0)), store.clone());
     block_on(first.load()).unwrap();
     first.insert("user", "ada").unwrap();
-    let decision = block_on(first.commit(at(T0))).unwrap();
+    let decision = block_on(first.commit(at(t0))).unwrap();
     let CookieAction::Set(header) = &decision.cookie else {
         panic!("a new session sets a cookie")
     };
@@ -66,16 +79,17 @@ fn stress(store: Arc<dyn DynStore>) {
             .map(|task| {
                 let (sessions, store, cookie, start) = (&sessions, &store, &cookie, start.clone());
                 scope.spawn(move || {
+                    let _entered = runtime.map(tokio::runtime::Handle::enter);
                     start.wait();
-                    write_own_key(sessions, store, cookie, task)
+                    write_own_key(sessions, store, cookie, task, t0)
                 })
             })
             .collect();
         tasks.into_iter().map(|t| t.join().unwrap()).collect()
     });
 
-    let session = sessions.load_server_side([cookie.as_bytes()], at(T0 + 2));
-    let record = block_on(store.load(&session.store_key().unwrap(), at(T0 + 2)))
+    let session = sessions.load_server_side([cookie.as_bytes()], at(t0 + 2));
+    let record = block_on(store.load(&session.store_key().unwrap(), at(t0 + 2)))
         .unwrap()
         .unwrap();
     let data: serde_json::Map<String, serde_json::Value> =
@@ -100,7 +114,7 @@ fn stress(store: Arc<dyn DynStore>) {
     let loaded: Vec<SessionHandle> = (0..TASKS)
         .map(|_| {
             let h = SessionHandle::server_side(
-                sessions.load_server_side([cookie.as_bytes()], at(T0 + 3)),
+                sessions.load_server_side([cookie.as_bytes()], at(t0 + 3)),
                 store.clone(),
             );
             block_on(h.load()).unwrap();
@@ -108,25 +122,26 @@ fn stress(store: Arc<dyn DynStore>) {
         })
         .collect();
     let logout = SessionHandle::server_side(
-        sessions.load_server_side([cookie.as_bytes()], at(T0 + 3)),
+        sessions.load_server_side([cookie.as_bytes()], at(t0 + 3)),
         store.clone(),
     );
     block_on(logout.load()).unwrap();
     logout.delete().unwrap();
-    block_on(logout.commit(at(T0 + 3))).unwrap();
+    block_on(logout.commit(at(t0 + 3))).unwrap();
     std::thread::scope(|scope| {
         for (task, handle) in loaded.into_iter().enumerate() {
             scope.spawn(move || {
+                let _entered = runtime.map(tokio::runtime::Handle::enter);
                 handle.insert("late", &task).unwrap();
-                let decision = block_on(handle.commit(at(T0 + 4))).unwrap();
+                let decision = block_on(handle.commit(at(t0 + 4))).unwrap();
                 // Changes dropped, and no Set-Cookie that could overtake another's.
                 assert_eq!(decision.cookie, CookieAction::Keep, "{decision:?}");
             });
         }
     });
-    let session = sessions.load_server_side([cookie.as_bytes()], at(T0 + 5));
+    let session = sessions.load_server_side([cookie.as_bytes()], at(t0 + 5));
     assert!(
-        block_on(store.load(&session.store_key().unwrap(), at(T0 + 5)))
+        block_on(store.load(&session.store_key().unwrap(), at(t0 + 5)))
             .unwrap()
             .is_none()
     );
@@ -147,4 +162,37 @@ fn sqlite_store_under_64_concurrent_writers() {
         cookie_session::store::SqliteStore::open(dir.join("s.db")).unwrap(),
     ));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Now, to the second: the clock for a server with its own expiry.
+fn real_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_store_under_64_concurrent_writers() {
+    services::with_postgres(async {
+        let store = services::postgres_store().await;
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
+            .await
+            .unwrap();
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_store_under_64_concurrent_writers() {
+    services::with_redis(async {
+        let store = services::redis_store().await;
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
+            .await
+            .unwrap();
+        Ok::<(), String>(())
+    })
+    .unwrap();
 }

@@ -8,10 +8,14 @@
 //! # }
 //! ```
 //!
-//! The argument makes a fresh store (evaluated once per check). A store that needs an async
-//! runtime passes its own `block_on` as a second argument, for example
-//! `|future| tokio::runtime::Runtime::new().unwrap().block_on(future)`. Checks use random
-//! keys, so a shared backend (one database for all checks) is fine.
+//! The argument makes a fresh store (evaluated once per check, inside the future the check
+//! runs in). A store that needs an async runtime passes its own `block_on` as a second
+//! argument, for example `|future| tokio::runtime::Runtime::new().unwrap().block_on(future)`,
+//! and a store made by an async constructor is written `async make_store()`:
+//! `store_conformance!(async RedisStore::connect(URL), block_on)` (the constructor's future
+//! must yield the store: unwrap it). Checks use random keys, so a shared backend (one
+//! database for all checks) is fine, but one table or key prefix per check keeps the sweep
+//! check's count exact.
 //!
 //! Each check is also a public async function that returns `Err(description)` on a
 //! violation, so a test can show that a broken store fails it.
@@ -48,9 +52,16 @@ pub const CHECKS: [&str; 13] = [
     "debug_output_hides_data",
 ];
 
-/// 2026-01-01T00:00:00Z: the suite's frozen clock.
+/// The suite's clock: the real time when the first check ran, to the second, then frozen.
+/// Each check moves it forward explicitly. It starts at the real time because a backend
+/// may also expire records natively on its own clock (Redis' `EXPIREAT`), which must not
+/// remove a record the check still holds live.
 fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    static START: std::sync::OnceLock<OffsetDateTime> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let now = OffsetDateTime::now_utc();
+        now.replace_nanosecond(0).unwrap_or(now)
+    })
 }
 
 fn key() -> StoreKey {
@@ -589,10 +600,16 @@ pub async fn debug_output_hides_data<S: SessionStore>(store: S) -> Result<(), Fa
 /// `store-testing`). See [`store::conformance`](crate::store::conformance).
 #[macro_export]
 macro_rules! store_conformance {
+    (async $make:expr, $block_on:expr) => {
+        $crate::store_conformance!(@all ($make).await, $block_on);
+    };
     ($make:expr) => {
         $crate::store_conformance!($make, $crate::store::conformance::block_on);
     };
     ($make:expr, $block_on:expr) => {
+        $crate::store_conformance!(@all $make, $block_on);
+    };
+    (@all $make:expr, $block_on:expr) => {
         $crate::store_conformance!(@checks $make, $block_on;
             create_then_load, duplicate_create, absent_and_expired_load_as_none,
             save_compares_and_sets, gone_is_never_recreated, touch_never_shortens,
@@ -605,7 +622,9 @@ macro_rules! store_conformance {
         $(
             #[test]
             fn $check() {
-                let result = ($block_on)($crate::store::conformance::$check($make));
+                // The store is made inside the future: a store that needs the runtime
+                // `block_on` provides (or an async constructor) gets it.
+                let result = ($block_on)(async { $crate::store::conformance::$check($make).await });
                 if let Err(failure) = result {
                     panic!("store conformance: {}: {failure}", stringify!($check));
                 }

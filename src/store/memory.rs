@@ -131,16 +131,6 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check_size(&self, data: &[u8]) -> Result<(), StoreError> {
-        if data.len() > self.max_record {
-            return Err(StoreError::TooLarge {
-                size: data.len(),
-                limit: self.max_record,
-            });
-        }
-        Ok(())
-    }
-
     /// Makes room for `extra` more bytes and `new` more records, never touching `keep`.
     fn make_room(
         &self,
@@ -227,7 +217,7 @@ impl SessionStore for MemoryStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let result = self.check_size(data).and_then(|()| {
+        let result = super::check_size(data, self.max_record).and_then(|()| {
             let mut state = self.lock();
             if state.live(key, now).is_some() {
                 return Err(StoreError::Duplicate);
@@ -249,7 +239,7 @@ impl SessionStore for MemoryStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let result = self.check_size(data).and_then(|()| {
+        let result = super::check_size(data, self.max_record).and_then(|()| {
             let mut state = self.lock();
             let current = state.live(key, now).ok_or(StoreError::Gone)?;
             if current.version != expected {

@@ -21,6 +21,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod sweeper;
@@ -32,6 +36,12 @@ mod worker;
 pub mod conformance;
 
 pub use memory::{MemoryStore, WhenFull};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresStore, PostgresTable};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -195,6 +205,38 @@ impl std::error::Error for StoreError {
             _ => None,
         }
     }
+}
+
+/// `TooLarge` for data over a store's `limit`.
+pub(crate) fn check_size(data: &[u8], limit: usize) -> Result<(), StoreError> {
+    if data.len() > limit {
+        return Err(StoreError::TooLarge {
+            size: data.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// A name a backend puts into its statements unquoted (a table, a column, a key prefix):
+/// letters, digits and `_`, not starting with a digit.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn is_identifier(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A stored expiry (UNIX seconds) as a time.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+    allow(dead_code)
+)]
+pub(crate) fn datetime(secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| {
+        StoreError::Unavailable(format!("a stored expiry is out of range: {e}").into())
+    })
 }
 
 /// Runs a future to completion on the current thread, parking it while the future waits:

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use super::worker::Worker;
-use super::{Record, SessionStore, StoreError, StoreKey, Version};
+use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, datetime};
 
 /// Sessions in an SQLite database (feature `sqlite`), the embedded default
 /// for server-side sessions: one file, no server, shared by every process on the machine.
@@ -61,12 +61,6 @@ fn unix(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn datetime(secs: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| {
-        StoreError::Unavailable(format!("a stored expiry is out of range: {e}").into())
-    })
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, with the table `sessions`.
     ///
@@ -106,12 +100,7 @@ impl SqliteStore {
         table: &str,
         connect: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static,
     ) -> Result<Self, StoreError> {
-        let valid = table
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !super::is_identifier(table) {
             return Err(StoreError::Unavailable(
                 format!("{table:?} is not a table name (letters, digits and _)").into(),
             ));
@@ -140,16 +129,6 @@ impl SqliteStore {
             worker,
             max_record: 1 << 20,
         })
-    }
-
-    fn check_size(&self, data: &[u8]) -> Result<(), StoreError> {
-        if data.len() > self.max_record {
-            return Err(StoreError::TooLarge {
-                size: data.len(),
-                limit: self.max_record,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -220,7 +199,7 @@ impl SessionStore for SqliteStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let checked = self.check_size(data);
+        let checked = check_size(data, self.max_record);
         let (key, data, expires, now) = (key.0, data.to_vec(), unix(expires), unix(now));
         // The size is checked before the job is sent: a sent job runs whether or not the
         // future is awaited.
@@ -259,7 +238,7 @@ impl SessionStore for SqliteStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let checked = self.check_size(data);
+        let checked = check_size(data, self.max_record);
         let (key, data, expires, now) = (key.0, data.to_vec(), unix(expires), unix(now));
         // The size is checked before the job is sent: a sent job runs whether or not the
         // future is awaited.

@@ -1,0 +1,366 @@
+//! Sessions in Redis or Valkey (feature `redis`): see [`RedisStore`].
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use time::OffsetDateTime;
+
+use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
+
+/// Sessions in Redis or Valkey (feature `redis`), shared by every instance of an
+/// application.
+///
+/// Each record is a hash (`d` data, `e` expiry in UNIX seconds, `v` version) under
+/// `prefix` + the store key in hex. Every operation is one round trip: a load is one
+/// `HMGET`; create, save, touch, rename and delete are Lua scripts (sent by SHA, `EVALSHA`)
+/// that decide on the caller's `now` exactly as the other stores do, so a record is never
+/// served past its expiry whatever the server's clock says.
+///
+/// - Expiry is also native: every write sets `EXPIREAT` to the record's expiry, so the
+///   server removes expired records itself and [`sweep`](SessionStore::sweep) has nothing
+///   to do (it returns 0). Keep the application's and the server's clocks in sync (NTP).
+/// - Create is set-if-absent (a live record is left alone); save is compare-and-set on the
+///   version; touch never shortens; rename refuses an occupied target.
+/// - The connection manager reconnects by itself after the server comes back; every
+///   operation is bounded by a timeout (default 5 s), after which it is
+///   [`StoreError::Unavailable`].
+///
+/// Redis Cluster is not supported (a rename touches two keys).
+///
+/// ```no_run
+/// use cookie_session::store::RedisStore;
+/// # async fn example() -> Result<(), cookie_session::store::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    max_record: usize,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("max_record", &self.max_record)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Redis's failure, as a store error.
+fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+/// `KEYS[1]`; `ARGV`: data, expires, now. 1 created, 0 a live record is there.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local e = redis.call('HGET', KEYS[1], 'e')
+        if e and tonumber(e) > tonumber(ARGV[3]) then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], 'd', ARGV[1], 'e', ARGV[2], 'v', '1')
+        redis.call('EXPIREAT', KEYS[1], ARGV[2])
+        return 1",
+    )
+});
+
+/// `KEYS[1]`; `ARGV`: expected version, data, expires, now. The new version, -1 gone,
+/// -2 another version.
+static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local r = redis.call('HMGET', KEYS[1], 'e', 'v')
+        if not r[1] or tonumber(r[1]) <= tonumber(ARGV[4]) then return -1 end
+        if r[2] ~= ARGV[1] then return -2 end
+        local v = string.format('%d', tonumber(r[2]) + 1)
+        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v)
+        redis.call('EXPIREAT', KEYS[1], ARGV[3])
+        return tonumber(v)",
+    )
+});
+
+/// `KEYS[1]`; `ARGV`: expires, now. 1 live (extended if later), 0 gone.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local e = redis.call('HGET', KEYS[1], 'e')
+        if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
+        if tonumber(ARGV[1]) > tonumber(e) then
+            redis.call('HSET', KEYS[1], 'e', ARGV[1])
+            redis.call('EXPIREAT', KEYS[1], ARGV[1])
+        end
+        return 1",
+    )
+});
+
+/// `KEYS`: from, to; `ARGV`: now. 1 moved, -1 gone, -2 the target is live.
+static RENAME: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local now = tonumber(ARGV[1])
+        local e = redis.call('HGET', KEYS[1], 'e')
+        if not e or tonumber(e) <= now then return -1 end
+        if KEYS[1] == KEYS[2] then return 1 end
+        local t = redis.call('HGET', KEYS[2], 'e')
+        if t and tonumber(t) > now then return -2 end
+        redis.call('RENAME', KEYS[1], KEYS[2])
+        return 1",
+    )
+});
+
+/// `KEYS[1]`; `ARGV`: now. 1 a live record was deleted, 0 not.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local e = redis.call('HGET', KEYS[1], 'e')
+        redis.call('DEL', KEYS[1])
+        if e and tonumber(e) > tonumber(ARGV[1]) then return 1 end
+        return 0",
+    )
+});
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS where the `redis`
+    /// crate is built with it) with keys under `cookie-session:`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the URL does not parse or the server cannot be
+    /// reached now (later outages are reconnected by themselves).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let timeout = Duration::from_secs(5);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Reconnection is retried by the next request, not in a long loop here.
+            .set_number_of_retries(1);
+        let connection =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| StoreError::Unavailable("Redis did not answer within 5 s".into()))?
+                .map_err(unavailable)?;
+        Ok(Self {
+            connection,
+            prefix: Arc::from("cookie-session:"),
+            max_record: 1 << 20,
+            timeout,
+        })
+    }
+
+    /// Keys under `prefix` instead of `cookie-session:` (for several applications, or
+    /// tests, on one server).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Arc::from(prefix);
+        self
+    }
+
+    /// The largest record's data; larger is [`StoreError::TooLarge`]. Default 1 MiB.
+    #[must_use]
+    pub const fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = bytes;
+        self
+    }
+
+    /// How long one operation may take before it is [`StoreError::Unavailable`].
+    /// Default 5 s.
+    #[must_use]
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn key(&self, key: &StoreKey) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs `op` on a handle to the shared connection, or fails with `Unavailable` once
+    /// the timeout has passed.
+    async fn bounded<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.timeout, op(self.connection.clone())).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                format!("Redis did not answer within {:?}", self.timeout).into(),
+            )),
+        }
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn load(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        let key = self.key(key);
+        async move {
+            let (data, expires, version): (Option<Vec<u8>>, Option<i64>, Option<u64>) = self
+                .bounded(|mut c| async move {
+                    redis::cmd("HMGET")
+                        .arg(&key)
+                        .arg(&["d", "e", "v"])
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            match (data, expires, version) {
+                (Some(data), Some(expires), Some(version)) if expires > now.unix_timestamp() => {
+                    Ok(Some(Record::new(
+                        data,
+                        super::datetime(expires)?,
+                        Version(version),
+                    )))
+                }
+                _ => Ok(None),
+            }
+        }
+    }
+
+    fn create(
+        &self,
+        key: &StoreKey,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let key = self.key(key);
+        let checked = check_size(data, self.max_record);
+        async move {
+            checked?;
+            let created: i64 = self
+                .bounded(|mut c| async move {
+                    CREATE
+                        .key(&key)
+                        .arg(data)
+                        .arg(expires.unix_timestamp())
+                        .arg(now.unix_timestamp())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            if created == 1 {
+                Ok(Version::FIRST)
+            } else {
+                Err(StoreError::Duplicate)
+            }
+        }
+    }
+
+    fn save(
+        &self,
+        key: &StoreKey,
+        expected: Version,
+        data: &[u8],
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
+        let key = self.key(key);
+        let checked = check_size(data, self.max_record);
+        async move {
+            checked?;
+            let saved: i64 = self
+                .bounded(|mut c| async move {
+                    SAVE.key(&key)
+                        .arg(expected.0)
+                        .arg(data)
+                        .arg(expires.unix_timestamp())
+                        .arg(now.unix_timestamp())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            match saved {
+                -1 => Err(StoreError::Gone),
+                -2 => Err(StoreError::Conflict),
+                v => Ok(Version(u64::try_from(v).unwrap_or(0))),
+            }
+        }
+    }
+
+    fn touch(
+        &self,
+        key: &StoreKey,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let key = self.key(key);
+        async move {
+            let live: i64 = self
+                .bounded(|mut c| async move {
+                    TOUCH
+                        .key(&key)
+                        .arg(expires.unix_timestamp())
+                        .arg(now.unix_timestamp())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            if live == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Gone)
+            }
+        }
+    }
+
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (from, to) = (self.key(from), self.key(to));
+        async move {
+            let moved: i64 = self
+                .bounded(|mut c| async move {
+                    RENAME
+                        .key(&from)
+                        .key(&to)
+                        .arg(now.unix_timestamp())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            match moved {
+                1 => Ok(()),
+                -2 => Err(StoreError::Duplicate),
+                _ => Err(StoreError::Gone),
+            }
+        }
+    }
+
+    fn delete(
+        &self,
+        key: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let key = self.key(key);
+        async move {
+            let live: i64 = self
+                .bounded(|mut c| async move {
+                    DELETE
+                        .key(&key)
+                        .arg(now.unix_timestamp())
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(live == 1)
+        }
+    }
+
+    /// Redis removes expired records itself (`EXPIREAT`): nothing to sweep.
+    fn sweep(
+        &self,
+        _now: OffsetDateTime,
+        _max: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        std::future::ready(Ok(0))
+    }
+}
