@@ -2,7 +2,9 @@
 //! untouched / read one key / write one key, for our memory and SQLite stores next to
 //! tower-sessions' `MemoryStore`, on the small and medium payloads, in one run; and the
 //! same routes with no session layer (`bare`), so each layer's own cost can be read off.
-//! Run: `cargo bench --bench server --features axum,sqlite`.
+//! Run: `cargo bench --bench server --features axum,sqlite`; with `--features
+//! axum,sqlite,postgres,redis` and `DATABASE_URL` / `REDIS_URL` set, also on PostgreSQL and
+//! Redis.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common.rs"]
@@ -22,16 +24,19 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
 fn ours(store_kind: &str) -> Router {
+    ours_on(match store_kind {
+        "memory" => std::sync::Arc::new(MemoryStore::new()),
+        _ => std::sync::Arc::new(SqliteStore::open_in_memory().unwrap()),
+    })
+}
+
+fn ours_on(store: std::sync::Arc<dyn cookie_session::store::DynStore>) -> Router {
     let sessions = SessionConfig::new(Mode::Signed, ring())
         .with_name("sid")
         .with_insecure_http_for_local_development()
         .build()
         .unwrap();
-    let layer = SessionLayer::new(sessions);
-    let layer = match store_kind {
-        "memory" => layer.with_store(MemoryStore::new()),
-        _ => layer.with_store(SqliteStore::open_in_memory().unwrap()),
-    };
+    let layer = SessionLayer::new(sessions).with_store(store);
     Router::new()
         .route("/untouched", get(|| async { "ok" }))
         .route(
@@ -107,8 +112,33 @@ async fn call(app: &Router, path: &str, cookie: Option<&str>, body: String) -> R
         .unwrap()
 }
 
+/// Our layer on PostgreSQL and Redis, where the bench is built with those features and
+/// `DATABASE_URL` / `REDIS_URL` name the servers.
+async fn networked() -> Vec<(&'static str, Router)> {
+    #[allow(unused_mut)]
+    let mut apps = Vec::new();
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        use cookie_session::store::{PostgresStore, PostgresTable};
+        let store =
+            PostgresStore::connect(&url, PostgresTable::new("cookie_session_bench")).unwrap();
+        store.create_table().await.unwrap();
+        apps.push(("ours-postgres", ours_on(std::sync::Arc::new(store))));
+    }
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let store = cookie_session::store::RedisStore::connect(&url)
+            .await
+            .unwrap()
+            .with_prefix("cookie-session-bench:");
+        apps.push(("ours-redis", ours_on(std::sync::Arc::new(store))));
+    }
+    apps
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let mut group = c.benchmark_group("server");
@@ -121,11 +151,13 @@ fn bench(c: &mut Criterion) {
     }
     for size in ["small", "medium"] {
         let data = serde_json::to_string(&payload(size)).unwrap();
-        for (name, app) in [
+        let mut apps = vec![
             ("ours-memory", ours("memory")),
             ("ours-sqlite", ours("sqlite")),
             ("tower-sessions-memory", theirs()),
-        ] {
+        ];
+        apps.extend(rt.block_on(networked()));
+        for (name, app) in apps {
             let response = rt.block_on(call(&app, "/fill", None, data.clone()));
             let cookie = response.headers()["set-cookie"]
                 .to_str()

@@ -55,7 +55,7 @@ thread_local! {
     static NAME: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-fn current_name() -> String {
+pub fn current_name() -> String {
     NAME.with(|n| n.borrow().clone())
 }
 
