@@ -164,6 +164,20 @@ fn sqlite_store_under_64_concurrent_writers() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[cfg(feature = "files")]
+#[test]
+fn file_store_under_64_concurrent_writers() {
+    let dir = std::env::temp_dir().join(format!(
+        "cookie-session-stress-files-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    stress(Arc::new(
+        cookie_session::store::FileStore::open(&dir).unwrap(),
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Now, to the second: the clock for a server with its own expiry.
 fn real_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+#[cfg(feature = "files")]
+mod files;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -28,13 +30,16 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod sweeper;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "files"))]
 mod worker;
 
 #[cfg(feature = "store-testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod conformance;
 
+#[cfg(feature = "files")]
+#[cfg_attr(docsrs, doc(cfg(feature = "files")))]
+pub use files::FileStore;
 pub use memory::{MemoryStore, WhenFull};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -230,7 +235,12 @@ pub(crate) fn is_identifier(name: &str) -> bool {
 
 /// A stored expiry (UNIX seconds) as a time.
 #[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "redis")),
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "redis",
+        feature = "files"
+    )),
     allow(dead_code)
 )]
 pub(crate) fn datetime(secs: i64) -> Result<OffsetDateTime, StoreError> {
