@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
 mod services;
 
 use std::sync::{Arc, Barrier};
@@ -202,6 +202,20 @@ fn postgres_store_under_64_concurrent_writers() {
 fn redis_store_under_64_concurrent_writers() {
     services::with_redis(async {
         let store = services::redis_store().await;
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
+            .await
+            .unwrap();
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
+#[cfg(feature = "memcached")]
+#[test]
+fn memcached_store_under_64_concurrent_writers() {
+    services::with_memcached(async {
+        let store = services::memcached_store().await;
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
             .await

@@ -22,6 +22,8 @@ use time::OffsetDateTime;
 
 #[cfg(feature = "files")]
 mod files;
+#[cfg(feature = "memcached")]
+mod memcached;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -40,6 +42,9 @@ pub mod conformance;
 #[cfg(feature = "files")]
 #[cfg_attr(docsrs, doc(cfg(feature = "files")))]
 pub use files::FileStore;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use memcached::MemcachedStore;
 pub use memory::{MemoryStore, WhenFull};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -239,7 +244,8 @@ pub(crate) fn is_identifier(name: &str) -> bool {
         feature = "sqlite",
         feature = "postgres",
         feature = "redis",
-        feature = "files"
+        feature = "files",
+        feature = "memcached"
     )),
     allow(dead_code)
 )]

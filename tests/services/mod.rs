@@ -160,3 +160,27 @@ async fn clear_prefix(url: &str, prefix: &str) {
             .unwrap();
     }
 }
+
+/// Runs `check` against memcached under a fresh key prefix, or skips. (Its items expire by
+/// themselves; the test's are removed by the checks or expire.)
+pub fn with_memcached<E>(check: impl Future<Output = Result<(), E>>) -> Result<(), E> {
+    if url("MEMCACHED_URL").is_none() {
+        return Ok(());
+    }
+    let prefix = format!("{}:", unique_name("cs_test"));
+    NAME.with(|n| *n.borrow_mut() = prefix);
+    runtime().block_on(check)
+}
+
+/// `MEMCACHED_URL` (`memcache://host:port` or `host:port`) as `host:port`.
+pub fn memcached_address() -> String {
+    let url = std::env::var("MEMCACHED_URL").unwrap();
+    let address = url.split("://").last().unwrap().trim_end_matches('/');
+    address.to_owned()
+}
+
+/// A store under this check's key prefix (see [`with_memcached`]).
+#[cfg(feature = "memcached")]
+pub async fn memcached_store() -> cookie_session::store::MemcachedStore {
+    cookie_session::store::MemcachedStore::new(&memcached_address()).with_prefix(&current_name())
+}
