@@ -86,9 +86,48 @@ pub enum ConflictPolicy {
     FailOnSameKey,
 }
 
-/// Asks the application whether a session was revoked: called with the session id and
-/// the issue time of each authentic cookie on load; `true` means revoked.
-pub type RevocationCheck = Arc<dyn Fn(SessionId, OffsetDateTime) -> bool + Send + Sync>;
+/// Asks the application whether a session was revoked: called with each authentic
+/// cookie's [`Revocable`] view on load; `true` means revoked.
+pub type RevocationCheck = Arc<dyn Fn(&Revocable<'_>) -> bool + Send + Sync>;
+
+/// What a revocation check sees of an authentic cookie: its id, when it was issued, and
+/// (for cookie sessions) its data, read-only.
+pub struct Revocable<'a> {
+    pub(crate) id: SessionId,
+    pub(crate) issued_at: OffsetDateTime,
+    pub(crate) data: &'a crate::map::LazyMap,
+}
+
+impl fmt::Debug for Revocable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Session values are never shown.
+        f.debug_struct("Revocable")
+            .field("id", &self.id)
+            .field("issued_at", &self.issued_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Revocable<'_> {
+    /// The session id.
+    #[must_use]
+    pub const fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// When the session was first issued (its id was made).
+    #[must_use]
+    pub const fn issued_at(&self) -> OffsetDateTime {
+        self.issued_at
+    }
+
+    /// The value under `key` as `T`, if there is one and it converts. A server-side
+    /// session's data is not read yet when this runs: it has none here.
+    #[must_use]
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.data.get(key).and_then(Result::ok)
+    }
+}
 
 /// The configuration of a session cookie, built with `with_*` setters and validated by
 /// [`build`](Self::build).
@@ -130,6 +169,7 @@ pub struct SessionConfig {
     pub(crate) legacy: Option<Arc<dyn LegacyFormat>>,
     pub(crate) seal_store: bool,
     pub(crate) conflicts: ConflictPolicy,
+    pub(crate) observer: Option<crate::events::Observer>,
 }
 
 impl SessionConfig {
@@ -161,6 +201,7 @@ impl SessionConfig {
             legacy: None,
             seal_store: false,
             conflicts: ConflictPolicy::LastWriteWins,
+            observer: None,
         }
     }
 
@@ -297,8 +338,33 @@ impl SessionConfig {
     /// logout final, e.g. with a list of revoked session ids kept until their lifetime ends.
     #[must_use]
     pub fn with_revocation(
-        mut self,
+        self,
         check: impl Fn(SessionId, OffsetDateTime) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.with_revocation_check(move |r: &Revocable<'_>| check(r.id(), r.issued_at()))
+    }
+
+    /// Like [`with_revocation`](Self::with_revocation), with the cookie's data in view:
+    /// "log out everywhere" for cookie sessions, with a per-user generation. Store the
+    /// user's generation in the session at login; bump it in your database to end every
+    /// session issued before.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig, Revocable};
+    /// # fn current_generation(_user: &str) -> u64 { 3 }
+    /// let config = SessionConfig::new(Mode::Encrypted, KeyRing::new(Key::generate()?))
+    ///     .with_revocation_check(|session: &Revocable<'_>| {
+    ///         match (session.get::<String>("user"), session.get::<u64>("generation")) {
+    ///             (Some(user), Some(generation)) => generation < current_generation(&user),
+    ///             _ => false, // not logged in: nothing to revoke
+    ///         }
+    ///     });
+    /// # Ok::<(), cookie_session::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn with_revocation_check(
+        mut self,
+        check: impl Fn(&Revocable<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.revocation = Some(Arc::new(check));
         self
@@ -313,6 +379,23 @@ impl SessionConfig {
     #[must_use]
     pub const fn with_sealed_store(mut self, seal: bool) -> Self {
         self.seal_store = seal;
+        self
+    }
+
+    /// Server-side sessions: calls `observer` after each committed store operation
+    /// (created, regenerated, deleted and why, user attached; see [`crate::events`]).
+    /// Off by default.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// use cookie_session::events::SessionEvent;
+    /// let config = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?))
+    ///     .with_observer(|event: &SessionEvent| eprintln!("session event: {event:?}"));
+    /// # Ok::<(), cookie_session::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn with_observer(mut self, observer: impl crate::events::SessionObserver) -> Self {
+        self.observer = Some(Arc::new(observer));
         self
     }
 
@@ -446,6 +529,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_size", &self.max_size)
             .field("token_source", &self.token_source)
             .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
+            .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
             .finish_non_exhaustive()
     }
 }

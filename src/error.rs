@@ -356,6 +356,9 @@ pub enum SessionError {
     /// A server-side session is written with [`server::commit`](crate::server::commit),
     /// which talks to its store, not with `finish`.
     ServerSide,
+    /// Something only server-side sessions can do (a user index) was asked of a cookie
+    /// session.
+    NotServerSide,
     /// A server-side session's store failed, or refused the data (see the
     /// [`StoreError`](crate::store::StoreError)). Nothing was sent: the browser keeps its
     /// cookie; answer `503 Service Unavailable` (the tower layer does).
@@ -387,6 +390,10 @@ impl fmt::Display for SessionError {
                 f,
                 "the response was already produced; the session can no longer be used"
             ),
+            Self::NotServerSide => write!(
+                f,
+                "linking sessions to users needs server-side sessions (a store with a user index); for cookie sessions use SessionConfig::with_revocation"
+            ),
             Self::InUse => write!(
                 f,
                 "the session is in use by an enclosing `SessionHandle::with` on this thread; use the `&mut Session` that closure received"
@@ -401,7 +408,11 @@ impl std::error::Error for SessionError {
             Self::Value { source, .. } => Some(source),
             Self::Encode(e) => Some(e),
             Self::Stored(e) => Some(e),
-            Self::Finished | Self::InUse | Self::NotLoaded | Self::ServerSide => None,
+            Self::Finished
+            | Self::InUse
+            | Self::NotLoaded
+            | Self::ServerSide
+            | Self::NotServerSide => None,
         }
     }
 }

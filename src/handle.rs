@@ -398,6 +398,39 @@ impl SessionHandle {
         }
     }
 
+    /// [`Session::attach_user`]: links this session to `user` when the response is
+    /// committed.
+    ///
+    /// # Errors
+    /// As [`Session::attach_user`]; [`SessionError::Finished`] after the response.
+    pub fn attach_user(&self, user: &str) -> Result<(), SessionError> {
+        self.with(|s| s.attach_user(user))?
+    }
+
+    /// "Log out everywhere" ([`server::log_out_user`](crate::server::log_out_user)) on
+    /// this session's store: ends every session of `user`, except this one when
+    /// `keep_this_session`; returns how many ended.
+    ///
+    /// # Errors
+    /// [`SessionError::NotServerSide`] for a cookie session; [`SessionError::Stored`] if
+    /// the store fails or keeps no user index.
+    pub async fn log_out_user(
+        &self,
+        user: &str,
+        keep_this_session: bool,
+    ) -> Result<usize, SessionError> {
+        let store = self.0.store.clone().ok_or(SessionError::NotServerSide)?;
+        // This session's own record must be known before the others are deleted.
+        self.load().await?;
+        let (sessions, keep, now) = self.locked(|s| {
+            let keep = keep_this_session
+                .then(|| s.state().record.map(|r| r.key))
+                .flatten();
+            (s.sessions.clone(), keep, s.now)
+        })?;
+        crate::server::log_out_user(&sessions, &*store, user, keep.as_ref(), now).await
+    }
+
     /// Takes the session out, if it is still there.
     pub(crate) fn take(&self) -> Result<Option<Session>, SessionError> {
         let _in_use = InUse::enter(Arc::as_ptr(&self.0).addr())?;

@@ -13,6 +13,7 @@ mod config;
 mod cookie_header;
 mod diagnostics;
 mod error;
+pub mod events;
 mod flash;
 mod format;
 mod handle;
@@ -59,7 +60,9 @@ pub mod fuzzing {
 }
 
 pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
-pub use config::{ConflictPolicy, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy};
+pub use config::{
+    ConflictPolicy, Revocable, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy,
+};
 pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
 pub use flash::{FLASH_KEY, Flash};
 pub use format::{Inspection, Mode, inspect, is_valid_name};

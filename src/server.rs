@@ -28,6 +28,7 @@
 use time::OffsetDateTime;
 
 use crate::error::{EncodeError, SessionError};
+use crate::events::{DeleteReason, SessionEvent, notify};
 use crate::map::LazyMap;
 use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
 use crate::stamp::{SessionId, Stamp};
@@ -97,6 +98,59 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Links this session to `user` (the application's stable user id, 1 to 256 bytes)
+    /// when the response is committed, so that [`log_out_user`] can end it, and the
+    /// store's [`sessions_of`](crate::store::SessionStore::sessions_of) can list it. Call it
+    /// at login, after [`regenerate`](Self::regenerate). The session must hold data (an
+    /// empty session is not stored); the store must keep a user index.
+    ///
+    /// # Errors
+    /// [`SessionError::NotServerSide`] for a cookie session;
+    /// [`SessionError::Stored`] with [`StoreError::InvalidUser`] for an empty or overlong
+    /// key. A store without a user index fails the commit with
+    /// [`StoreError::Unsupported`].
+    pub fn attach_user(&mut self, user: &str) -> Result<(), SessionError> {
+        if !self.server_side {
+            return Err(SessionError::NotServerSide);
+        }
+        crate::store::check_user(user).map_err(SessionError::Stored)?;
+        self.state_mut().user = Some(user.to_owned());
+        Ok(())
+    }
+}
+
+/// "Log out everywhere": deletes every stored session of `user` except the one under `keep`
+/// (the current request's [`Session::store_key`], to stay logged in here), reports each to
+/// the configuration's
+/// observer ([`DeleteReason::LogoutEverywhere`]), and returns how many live sessions ended.
+/// Their cookies find nothing on their next request.
+///
+/// # Errors
+/// [`SessionError::Stored`]: the store failed, or keeps no user index
+/// ([`StoreError::Unsupported`]).
+pub async fn log_out_user<S: DynStore + ?Sized>(
+    sessions: &Sessions,
+    store: &S,
+    user: &str,
+    keep: Option<&StoreKey>,
+    now: OffsetDateTime,
+) -> Result<usize, SessionError> {
+    crate::store::check_user(user).map_err(SessionError::Stored)?;
+    let ended = store
+        .delete_sessions_of_boxed(user, keep, now)
+        .await
+        .map_err(SessionError::Stored)?;
+    let observer = sessions.config().observer.as_ref();
+    for key in &ended {
+        notify(observer, || SessionEvent::Deleted {
+            key: *key,
+            reason: DeleteReason::LogoutEverywhere,
+        });
+    }
+    Ok(ended.len())
+}
+
 /// A record's data as the session's map: plain JSON, or a sealed envelope (see
 /// [`SessionConfig::with_sealed_store`](crate::SessionConfig::with_sealed_store)).
 fn open_record(session: &Session, data: &[u8]) -> Result<LazyMap, StoreError> {
@@ -150,7 +204,12 @@ enum Op {
     Rename {
         to: StoreKey,
     },
-    Delete,
+    Delete {
+        reason: DeleteReason,
+    },
+    AttachUser {
+        user: String,
+    },
 }
 
 /// Writes what the request changed to `store` (any [`SessionStore`](crate::store::SessionStore),
@@ -256,6 +315,8 @@ async fn run<S: DynStore + ?Sized>(
     ops: Vec<Op>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let observer = session.sessions.config().observer.clone();
+    let observer = observer.as_ref();
     for op in ops {
         let target = target_key(session);
         match op {
@@ -263,6 +324,7 @@ async fn run<S: DynStore + ?Sized>(
                 let key = target.ok_or(StoreError::Gone)?;
                 let version = store.create_boxed(&key, &data, expires, now).await?;
                 bind(session, key, version, expires);
+                notify(observer, || SessionEvent::Created { key });
             }
             Op::Save { data, expires } => {
                 let stored = session.state().record.ok_or(StoreError::Gone)?;
@@ -285,12 +347,30 @@ async fn run<S: DynStore + ?Sized>(
                 let stored = session.state().record.ok_or(StoreError::Gone)?;
                 store.rename_boxed(&stored.key, &to, now).await?;
                 bind(session, to, stored.version, stored.expires);
+                notify(observer, || SessionEvent::Regenerated {
+                    old: stored.key,
+                    new: to,
+                });
             }
-            Op::Delete => {
-                if let Some(stored) = session.state().record {
-                    store.delete_boxed(&stored.key, now).await?;
+            Op::Delete { reason } => {
+                if let Some(stored) = session.state().record
+                    && store.delete_boxed(&stored.key, now).await?
+                {
+                    notify(observer, || SessionEvent::Deleted {
+                        key: stored.key,
+                        reason,
+                    });
                 }
                 session.state_mut().record = None;
+            }
+            Op::AttachUser { user } => {
+                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                store.set_user_boxed(&stored.key, &user, now).await?;
+                session.state_mut().user = None;
+                notify(observer, || SessionEvent::UserAttached {
+                    key: stored.key,
+                    user,
+                });
             }
         }
     }
@@ -343,7 +423,12 @@ fn plan(
     // Logged out (no identity left) or emptied: the record goes, and so does the cookie.
     let deleted = session.state().stamp.is_none();
     if stored.is_some() && (deleted || persist.is_empty()) {
-        ops.push(Op::Delete);
+        let reason = if deleted {
+            DeleteReason::Logout
+        } else {
+            DeleteReason::Emptied
+        };
+        ops.push(Op::Delete { reason });
     }
     let live = stored.filter(|_| !deleted && !persist.is_empty());
     if persist.is_empty() {
@@ -368,7 +453,9 @@ fn plan(
     if stamp.check(crate::stamp::unix(now)?).is_err() {
         // The request outlived the session's lifetime: nothing valid is left to store.
         if live.is_some() {
-            ops.push(Op::Delete);
+            ops.push(Op::Delete {
+                reason: DeleteReason::LifetimeEnded,
+            });
         }
         return Ok((
             ops,
@@ -403,6 +490,9 @@ fn plan(
                 ops.push(Op::Touch { expires });
             }
         }
+    }
+    if let Some(user) = &state.user {
+        ops.push(Op::AttachUser { user: user.clone() });
     }
     let action = if moving || live.is_none() || state.persistence != stamp.persistence() {
         // The cookie carries the id and the lifetime; idleness is the record's expiry.

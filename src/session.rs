@@ -200,6 +200,9 @@ pub(crate) struct State {
     pub(crate) regenerated: bool,
     /// Server-side: the record this session was loaded from (or has been written to).
     pub(crate) record: Option<crate::store::Stored>,
+    /// Server-side: a user to link the record to when it is next written
+    /// (`attach_user`).
+    pub(crate) user: Option<String>,
     /// This session's own persistence choice (from its cookie, or `set_persistence`).
     pub(crate) persistence: Option<Persistence>,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
@@ -587,11 +590,13 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
     for value in candidates {
         match open(inner, value, now) {
             Ok(opened) => {
-                let revoked = inner
-                    .config
-                    .revocation
-                    .as_ref()
-                    .is_some_and(|check| check(opened.stamp.id(), opened.stamp.issued_at()));
+                let revoked = inner.config.revocation.as_ref().is_some_and(|check| {
+                    check(&crate::config::Revocable {
+                        id: opened.stamp.id(),
+                        issued_at: opened.stamp.issued_at(),
+                        data: &opened.data,
+                    })
+                });
                 if revoked {
                     report(LoadOutcome::Revoked, None);
                     keep_stray(&mut stray, opened.stray);
@@ -604,6 +609,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
                     record: None,
+                    user: None,
                     stamp: Some(opened.stamp),
                     data: opened.data,
                     committed: None,
@@ -629,6 +635,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         stamp: None,
         key_id: None,
         record: None,
+        user: None,
         data: LazyMap::default(),
         committed: None,
         regenerated: false,

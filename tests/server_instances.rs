@@ -60,6 +60,27 @@ fn instance(ring: &KeyRing, store: Arc<dyn DynStore>) -> Router {
             ),
         )
         .route(
+            "/login-as/{user}",
+            get(
+                |s: SessionHandle, axum::extract::Path(user): axum::extract::Path<String>| async move {
+                    s.with(|s| -> Result<(), SessionError> {
+                        s.regenerate()?;
+                        s.insert("user", &user)?;
+                        s.attach_user(&user)
+                    })??;
+                    Ok::<_, SessionError>("in")
+                },
+            ),
+        )
+        .route(
+            "/logout-elsewhere/{user}",
+            get(
+                |s: SessionHandle, axum::extract::Path(user): axum::extract::Path<String>| async move {
+                    Ok::<_, SessionError>(s.log_out_user(&user, true).await?.to_string())
+                },
+            ),
+        )
+        .route(
             "/logout",
             get(|s: SessionHandle| async move {
                 s.delete()?;
@@ -129,6 +150,18 @@ async fn two_instances(a: Arc<dyn DynStore>, b: Arc<dyn DynStore>) {
     let response = get_path(&b, "/logout", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(text(get_path(&a, "/me", Some(&cookie)).await).await, "None");
+
+    // Grace logs in through A (a laptop) and through B (a phone), then logs out everywhere
+    // else from the phone: the laptop's next request, through A, finds no session.
+    let laptop = cookie_of(&get_path(&a, "/login-as/grace", None).await);
+    let phone = cookie_of(&get_path(&b, "/login-as/grace", None).await);
+    let ended = text(get_path(&b, "/logout-elsewhere/grace", Some(&phone)).await).await;
+    assert_eq!(ended, "1");
+    assert_eq!(text(get_path(&a, "/me", Some(&laptop)).await).await, "None");
+    assert_eq!(
+        text(get_path(&a, "/me", Some(&phone)).await).await,
+        "Some(\"grace\")"
+    );
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn records_survive_reopening_and_are_shared_between_stores() {
 }
 
 #[test]
-fn the_schema_has_an_expiry_index_and_a_version_column() {
+fn the_schema_has_an_expiry_index_a_version_column_and_a_user_key() {
     let path = temp_db("schema");
     drop(SqliteStore::open_with_table(&path, "my_sessions").unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -77,7 +77,7 @@ fn the_schema_has_an_expiry_index_and_a_version_column() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(columns, ["key", "data", "expires", "version"]);
+    assert_eq!(columns, ["key", "data", "expires", "version", "user_key"]);
     let plan: String = conn
         .query_row(
             "EXPLAIN QUERY PLAN SELECT key FROM my_sessions WHERE expires <= 0 ORDER BY expires LIMIT 10",
@@ -89,6 +89,30 @@ fn the_schema_has_an_expiry_index_and_a_version_column() {
         plan.contains("my_sessions_expires"),
         "the sweep uses the index: {plan}"
     );
+}
+
+#[test]
+fn a_table_from_before_the_user_index_gains_its_column_and_keeps_its_rows() {
+    let path = temp_db("upgrade");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE sessions (key BLOB PRIMARY KEY, data BLOB NOT NULL,
+                                expires INTEGER NOT NULL, version INTEGER NOT NULL);
+         INSERT INTO sessions VALUES (x'0707070707070707070707070707070707070707070707070707070707070707',
+                                      '{\"a\":1}', 4102444800, 3);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let now = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+    let key = StoreKey::from_bytes([7; 32]);
+    let record = block_on(store.load(&key, now)).unwrap().unwrap();
+    assert_eq!(
+        (record.data.as_slice(), record.version.0),
+        (&b"{\"a\":1}"[..], 3)
+    );
+    block_on(store.set_user(&key, "ada", now)).unwrap();
+    assert_eq!(block_on(store.sessions_of("ada", now)).unwrap(), [key]);
 }
 
 #[test]

@@ -36,7 +36,7 @@ use super::{SessionStore, StoreError, StoreKey, Version};
 pub type Failure = String;
 
 /// The checks, by name, as the macro runs them.
-pub const CHECKS: [&str; 13] = [
+pub const CHECKS: [&str; 14] = [
     "create_then_load",
     "duplicate_create",
     "absent_and_expired_load_as_none",
@@ -50,6 +50,7 @@ pub const CHECKS: [&str; 13] = [
     "concurrent_writers_have_one_winner",
     "long_deadlines_are_kept_exactly",
     "debug_output_hides_data",
+    "user_index_follows_its_records",
 ];
 
 /// The suite's clock: the real time when the first check ran, to the second, then frozen.
@@ -596,6 +597,136 @@ pub async fn debug_output_hides_data<S: SessionStore>(store: S) -> Result<(), Fa
     Ok(())
 }
 
+/// A store with a user index (optional: a store that answers `Unsupported` passes): links
+/// follow their records through save, touch and rename and end with them (delete,
+/// expiry); "log out everywhere" deletes exactly the user's other records.
+pub async fn user_index_follows_its_records<S: SessionStore>(store: S) -> Result<(), Failure> {
+    let now = t0();
+    let (ada, bob) = (
+        format!("ada-{:x}", rand::random::<u64>()),
+        format!("bob-{:x}", rand::random::<u64>()),
+    );
+    let [a1, a2, a3, b1] = [key(), key(), key(), key()];
+    for k in [&a1, &a2, &a3, &b1] {
+        op(
+            "create",
+            store.create(k, b"{}", now + minutes(60), now).await,
+        )?;
+    }
+    match store.set_user(&a1, &ada, now).await {
+        Err(StoreError::Unsupported) => return Ok(()),
+        other => op("set_user", other)?,
+    }
+    op("set_user", store.set_user(&a2, &ada, now).await)?;
+    op("set_user", store.set_user(&b1, &bob, now).await)?;
+    let sorted = |mut keys: Vec<StoreKey>| {
+        keys.sort();
+        keys
+    };
+    ensure!(
+        sorted(op("sessions_of", store.sessions_of(&ada, now).await)?) == sorted(vec![a1, a2]),
+        "sessions_of does not list exactly the user's two records"
+    );
+    ensure!(
+        matches!(
+            store.set_user(&key(), &ada, now).await,
+            Err(StoreError::Gone)
+        ),
+        "set_user on an absent record is not Gone"
+    );
+    ensure!(
+        matches!(
+            store.set_user(&a3, "", now).await,
+            Err(StoreError::InvalidUser)
+        ),
+        "an empty user key is accepted"
+    );
+    // Save and touch keep the link; rename moves it.
+    op(
+        "save",
+        store
+            .save(&a1, Version::FIRST, b"{\"x\":1}", now + minutes(60), now)
+            .await,
+    )?;
+    op("touch", store.touch(&a1, now + minutes(90), now).await)?;
+    let moved = key();
+    op("rename", store.rename(&a2, &moved, now).await)?;
+    ensure!(
+        sorted(op("sessions_of", store.sessions_of(&ada, now).await)?) == sorted(vec![a1, moved]),
+        "the index did not follow save, touch and rename"
+    );
+    // Expired and deleted records leave it.
+    let short = key();
+    op(
+        "create",
+        store.create(&short, b"{}", now + minutes(1), now).await,
+    )?;
+    op("set_user", store.set_user(&short, &ada, now).await)?;
+    let later = now + minutes(2);
+    ensure!(
+        !op("sessions_of", store.sessions_of(&ada, later).await)?.contains(&short),
+        "an expired record is still listed"
+    );
+    op("sweep", store.sweep(later, 1000).await)?;
+    op("delete", store.delete(&moved, later).await)?;
+    ensure!(
+        op("sessions_of", store.sessions_of(&ada, later).await)? == vec![a1],
+        "a deleted record is still listed"
+    );
+    // A record re-created under a key does not inherit the old link.
+    op(
+        "create",
+        store
+            .create(&moved, b"{}", later + minutes(60), later)
+            .await,
+    )?;
+    ensure!(
+        op("sessions_of", store.sessions_of(&ada, later).await)? == vec![a1],
+        "a new record under a deleted one's key inherited its user"
+    );
+    // Log out everywhere but here.
+    let here = key();
+    op(
+        "create",
+        store.create(&here, b"{}", later + minutes(60), later).await,
+    )?;
+    op("set_user", store.set_user(&here, &ada, later).await)?;
+    let gone = op(
+        "delete_sessions_of",
+        store.delete_sessions_of(&ada, Some(&here), later).await,
+    )?;
+    ensure!(
+        gone == vec![a1],
+        "log out everywhere deleted {} records, not the other one",
+        gone.len()
+    );
+    ensure!(
+        op("load", store.load(&a1, later).await)?.is_none(),
+        "a record logged out everywhere still loads"
+    );
+    ensure!(
+        op("load", store.load(&here, later).await)?.is_some(),
+        "the excepted record was deleted"
+    );
+    ensure!(
+        op("sessions_of", store.sessions_of(&bob, later).await)? == vec![b1],
+        "another user's records were touched"
+    );
+    let gone = op(
+        "delete_sessions_of",
+        store.delete_sessions_of(&ada, None, later).await,
+    )?;
+    ensure!(
+        gone == vec![here],
+        "log out everywhere without an exception missed one"
+    );
+    ensure!(
+        op("sessions_of", store.sessions_of(&ada, later).await)?.is_empty(),
+        "the user still has records"
+    );
+    Ok(())
+}
+
 /// Runs every check against stores made by `$make`, as one `#[test]` each (feature
 /// `store-testing`). See [`store::conformance`](crate::store::conformance).
 #[macro_export]
@@ -616,7 +747,7 @@ macro_rules! store_conformance {
             rename_moves_and_refuses_an_occupied_key, delete_is_idempotent,
             sweep_removes_only_expired_and_drains, payloads_round_trip_exactly,
             concurrent_writers_have_one_winner, long_deadlines_are_kept_exactly,
-            debug_output_hides_data);
+            debug_output_hides_data, user_index_follows_its_records);
     };
     (@checks $make:expr, $block_on:expr; $($check:ident),+) => {
         $(

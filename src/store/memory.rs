@@ -6,7 +6,7 @@
 //! so this one has limits and says what happens at them: evict the session nearest its
 //! expiry, or refuse new sessions ([`WhenFull`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::{Future, ready};
 use std::sync::{Mutex, PoisonError};
 
@@ -63,6 +63,10 @@ struct State {
     /// Every record by expiry, soonest first: for sweeping and eviction without a scan.
     by_expiry: BTreeSet<(OffsetDateTime, StoreKey)>,
     bytes: usize,
+    /// The user index: each linked record's user, and each user's records. An entry goes
+    /// with its record (delete, expiry, eviction), so the index never outgrows the store.
+    owner: HashMap<StoreKey, String>,
+    users: HashMap<String, HashSet<StoreKey>>,
 }
 
 impl Default for MemoryStore {
@@ -168,18 +172,51 @@ impl State {
         self.records.get(key).filter(|r| now < r.expires)
     }
 
+    /// A new record under `key`, replacing whatever was there (its user link too).
     fn insert(&mut self, key: StoreKey, record: Record) {
         self.remove(&key);
+        self.put(key, record);
+    }
+
+    /// A new state of the record under `key`, keeping its user link.
+    fn replace(&mut self, key: StoreKey, record: Record) {
+        if let Some(old) = self.records.remove(&key) {
+            self.bytes -= cost(&old.data);
+            self.by_expiry.remove(&(old.expires, key));
+        }
+        self.put(key, record);
+    }
+
+    fn put(&mut self, key: StoreKey, record: Record) {
         self.bytes += cost(&record.data);
         self.by_expiry.insert((record.expires, key));
         self.records.insert(key, record);
     }
 
+    /// Removes the record and its user link; returns both.
     fn remove(&mut self, key: &StoreKey) -> Option<Record> {
         let record = self.records.remove(key)?;
         self.bytes -= cost(&record.data);
         self.by_expiry.remove(&(record.expires, *key));
+        self.unlink(key);
         Some(record)
+    }
+
+    fn link(&mut self, key: StoreKey, user: String) {
+        self.unlink(&key);
+        self.users.entry(user.clone()).or_default().insert(key);
+        self.owner.insert(key, user);
+    }
+
+    fn unlink(&mut self, key: &StoreKey) -> Option<String> {
+        let user = self.owner.remove(key)?;
+        if let Some(keys) = self.users.get_mut(&user) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.users.remove(&user);
+            }
+        }
+        Some(user)
     }
 
     fn sweep(&mut self, now: OffsetDateTime, max: usize) -> usize {
@@ -248,7 +285,7 @@ impl SessionStore for MemoryStore {
             let grows = cost(data).saturating_sub(cost(&current.data));
             self.make_room(&mut state, grows, 0, key, now)?;
             let version = expected.next();
-            state.insert(*key, Record::new(data.to_vec(), expires, version));
+            state.replace(*key, Record::new(data.to_vec(), expires, version));
             Ok(version)
         });
         ready(result)
@@ -266,7 +303,7 @@ impl SessionStore for MemoryStore {
             Some(record) if expires <= record.expires => Ok(()),
             Some(record) => {
                 let record = Record::new(record.data.clone(), expires, record.version);
-                state.insert(*key, record);
+                state.replace(*key, record);
                 Ok(())
             }
         };
@@ -288,9 +325,13 @@ impl SessionStore for MemoryStore {
             Err(StoreError::Duplicate)
         } else {
             // `from` is live (checked above), so `remove` finds it.
+            let user = state.owner.get(from).cloned();
             match state.remove(from) {
                 Some(record) => {
                     state.insert(*to, record);
+                    if let Some(user) = user {
+                        state.link(*to, user);
+                    }
                     Ok(())
                 }
                 None => Err(StoreError::Gone),
@@ -316,5 +357,59 @@ impl SessionStore for MemoryStore {
         max: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         ready(Ok(self.lock().sweep(now, max)))
+    }
+
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let result = super::check_user(user).and_then(|()| {
+            let mut state = self.lock();
+            state.live(key, now).ok_or(StoreError::Gone)?;
+            state.link(*key, user.to_owned());
+            Ok(())
+        });
+        ready(result)
+    }
+
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let state = self.lock();
+        let keys = state.users.get(user).map_or_else(Vec::new, |keys| {
+            keys.iter()
+                .filter(|k| state.live(k, now).is_some())
+                .copied()
+                .collect()
+        });
+        ready(Ok(keys))
+    }
+
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let mut state = self.lock();
+        let doomed: Vec<StoreKey> = state
+            .users
+            .get(user)
+            .map_or_else(Vec::new, |keys| keys.iter().copied().collect())
+            .into_iter()
+            .filter(|k| Some(k) != except)
+            .collect();
+        let mut deleted = Vec::new();
+        for key in doomed {
+            if state.live(&key, now).is_some() {
+                deleted.push(key);
+            }
+            state.remove(&key);
+        }
+        ready(Ok(deleted))
     }
 }

@@ -180,6 +180,10 @@ pub enum StoreError {
     /// A record is not session data (not a JSON object within the nesting limit): written
     /// by something else, or damaged.
     Corrupt,
+    /// The store keeps no user index ([`SessionStore::set_user`] and the calls after it).
+    Unsupported,
+    /// A user key is empty or longer than [`MAX_USER_KEY`] bytes.
+    InvalidUser,
     /// The backend could not be reached or failed; the operation may or may not have been
     /// applied only where the backend says so (see each backend).
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
@@ -202,6 +206,13 @@ impl fmt::Display for StoreError {
             ),
             Self::Corrupt => f.write_str(
                 "a stored session record is not a JSON object (damaged, or written by something else)",
+            ),
+            Self::Unsupported => f.write_str(
+                "this session store keeps no user index; use MemoryStore, SqliteStore, PostgresStore or RedisStore, or revoke cookie sessions with SessionConfig::with_revocation",
+            ),
+            Self::InvalidUser => write!(
+                f,
+                "a user key must be 1 to {MAX_USER_KEY} bytes; use the user's stable id"
             ),
             Self::Unavailable(_) => f.write_str("the session store is unavailable"),
         }
@@ -362,6 +373,53 @@ pub trait SessionStore: Send + Sync + 'static {
         now: OffsetDateTime,
         max: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Links the live record under `key` to `user` (replacing any earlier link). The link
+    /// follows the record through `save`, `touch` and `rename`, and ends with it (delete,
+    /// expiry, sweep). No live record: [`StoreError::Gone`]. A store without a user index
+    /// (the default): [`StoreError::Unsupported`].
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (key, user, now);
+        std::future::ready(Err(StoreError::Unsupported))
+    }
+
+    /// The keys of `user`'s live records, in no particular order.
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let _ = (user, now);
+        std::future::ready(Err(StoreError::Unsupported))
+    }
+
+    /// Deletes every record of `user` but `except`, and returns the keys of the live ones
+    /// it deleted: "log out everywhere".
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let _ = (user, except, now);
+        std::future::ready(Err(StoreError::Unsupported))
+    }
+}
+
+/// The longest user key a store accepts, in bytes.
+pub const MAX_USER_KEY: usize = 256;
+
+/// `InvalidUser` for a user key that is empty or too long.
+pub(crate) fn check_user(user: &str) -> Result<(), StoreError> {
+    if user.is_empty() || user.len() > MAX_USER_KEY {
+        return Err(StoreError::InvalidUser);
+    }
+    Ok(())
 }
 
 /// The object-safe form of [`SessionStore`], implemented for every store: use
@@ -417,6 +475,26 @@ pub trait DynStore: Send + Sync + 'static {
         now: OffsetDateTime,
         max: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
+    /// [`SessionStore::set_user`].
+    fn set_user_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`SessionStore::sessions_of`].
+    fn sessions_of_boxed<'a>(
+        &'a self,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<StoreKey>, StoreError>>;
+    /// [`SessionStore::delete_sessions_of`].
+    fn delete_sessions_of_boxed<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StoreKey>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<StoreKey>, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -475,6 +553,29 @@ impl<S: SessionStore> DynStore for S {
         max: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(self.sweep(now, max))
+    }
+    fn set_user_boxed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.set_user(key, user, now))
+    }
+    fn sessions_of_boxed<'a>(
+        &'a self,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<StoreKey>, StoreError>> {
+        Box::pin(self.sessions_of(user, now))
+    }
+    fn delete_sessions_of_boxed<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StoreKey>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<StoreKey>, StoreError>> {
+        Box::pin(self.delete_sessions_of(user, except, now))
     }
 }
 
@@ -551,6 +652,36 @@ impl SessionStore for Arc<dyn DynStore> {
         let store = Arc::clone(self);
         async move { (*store).sweep_boxed(now, max).await }
     }
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (store, key, user) = (Arc::clone(self), *key, user.to_owned());
+        async move { (*store).set_user_boxed(&key, &user, now).await }
+    }
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let (store, user) = (Arc::clone(self), user.to_owned());
+        async move { (*store).sessions_of_boxed(&user, now).await }
+    }
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let (store, user, except) = (Arc::clone(self), user.to_owned(), except.copied());
+        async move {
+            (*store)
+                .delete_sessions_of_boxed(&user, except.as_ref(), now)
+                .await
+        }
+    }
 }
 
 /// A shared store is a store: the same one can serve the session layer and the sweeper.
@@ -610,5 +741,28 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         max: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).sweep(now, max)
+    }
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set_user(key, user, now)
+    }
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        (**self).sessions_of(user, now)
+    }
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        (**self).delete_sessions_of(user, except, now)
     }
 }

@@ -25,13 +25,15 @@ pub struct PostgresTable {
     created: String,
     expires: String,
     version: String,
+    user: String,
     with_time_zone: bool,
     key_hex_digits: usize,
 }
 
 impl PostgresTable {
     /// This crate's table, named `table`: `key text PRIMARY KEY, data bytea, created
-    /// timestamptz, expires timestamptz, version bigint`, the key as 64 hex digits.
+    /// timestamptz, expires timestamptz, version bigint, user_key text` (the user index),
+    /// the key as 64 hex digits.
     #[must_use]
     pub fn new(table: &str) -> Self {
         Self {
@@ -41,6 +43,7 @@ impl PostgresTable {
             created: "created".to_owned(),
             expires: "expires".to_owned(),
             version: "version".to_owned(),
+            user: "user_key".to_owned(),
             with_time_zone: true,
             key_hex_digits: 64,
         }
@@ -48,7 +51,7 @@ impl PostgresTable {
 
     /// The TurboGears `visit` table as its documents define it (`visit_key varchar(40)
     /// PRIMARY KEY, session_data bytea, created timestamp, expiry timestamp`) plus the
-    /// `version` column [`PostgresStore::migrate`] adds. Keys are the first 160 bits of the
+    /// `version` and `user_key` columns [`PostgresStore::migrate`] adds. Keys are the first 160 bits of the
     /// keyed store key, as 40 hex digits, to fit `visit_key`; times are UTC.
     #[must_use]
     pub fn turbogears_visit() -> Self {
@@ -59,6 +62,7 @@ impl PostgresTable {
             created: "created".to_owned(),
             expires: "expiry".to_owned(),
             version: "version".to_owned(),
+            user: "user_key".to_owned(),
             with_time_zone: false,
             key_hex_digits: 40,
         }
@@ -89,6 +93,13 @@ impl PostgresTable {
         self
     }
 
+    /// Another name for the user index's column (default `user_key`).
+    #[must_use]
+    pub fn with_user_column(mut self, user: &str) -> Self {
+        self.user = user.to_owned();
+        self
+    }
+
     /// Whether the time columns are `timestamptz` (`true`) or `timestamp` holding UTC.
     #[must_use]
     pub const fn with_time_zone(mut self, with_time_zone: bool) -> Self {
@@ -112,6 +123,7 @@ impl PostgresTable {
             &self.created,
             &self.expires,
             &self.version,
+            &self.user,
         ] {
             if !super::is_identifier(name) {
                 return Err(StoreError::Unavailable(
@@ -150,6 +162,20 @@ impl PostgresTable {
         }
     }
 
+    /// A key column's text as a store key: the hex digits it holds, zero-padded. A
+    /// shortened key (`with_key_hex_digits` under 64) maps back to a store key that finds the
+    /// same row again through [`key_text`](Self::key_text).
+    fn parse_key(&self, text: &str) -> Option<StoreKey> {
+        if text.len() != self.key_hex_digits {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().take(text.len() / 2).enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(StoreKey(key))
+    }
+
     fn key_text(&self, key: &StoreKey) -> String {
         let mut text = key.to_string();
         text.truncate(self.key_hex_digits);
@@ -169,6 +195,9 @@ struct Sql {
     live: String,
     delete: String,
     sweep: String,
+    set_user: String,
+    sessions_of: String,
+    delete_sessions_of: String,
     /// The advisory lock only one sweeper of this table holds at a time.
     sweep_lock: i64,
 }
@@ -182,6 +211,7 @@ impl Sql {
             created,
             expires,
             version,
+            user,
             ..
         } = t;
         let epoch = t.expires_epoch();
@@ -197,7 +227,7 @@ impl Sql {
                  VALUES ($1, $2, {ts3}, {ts4}, 1)
                  ON CONFLICT ({key}) DO UPDATE
                  SET {data} = excluded.{data}, {created} = excluded.{created},
-                     {expires} = excluded.{expires}, {version} = 1
+                     {expires} = excluded.{expires}, {version} = 1, {user} = NULL
                  WHERE {table}.{expires} <= {ts3}
                  RETURNING {version}"
             ),
@@ -231,6 +261,16 @@ impl Sql {
                      SELECT {key} FROM {table} WHERE {expires} <= {ts1}
                      ORDER BY {expires} LIMIT $2 FOR UPDATE SKIP LOCKED
                  ) AND {expires} <= {ts1}"
+            ),
+            set_user: format!(
+                "UPDATE {table} SET {user} = $2 WHERE {key} = $1 AND {expires} > {ts3}"
+            ),
+            sessions_of: format!(
+                "SELECT {key} FROM {table} WHERE {user} = $1 AND {expires} > {ts2}"
+            ),
+            delete_sessions_of: format!(
+                "DELETE FROM {table} WHERE {user} = $1 AND {key} <> $2
+                 RETURNING {key}, {expires} > {ts3}"
             ),
             sweep_lock: sweep_lock_id(table),
         }
@@ -385,6 +425,7 @@ impl PostgresStore {
             created,
             expires,
             version,
+            user,
             with_time_zone,
             ..
         } = &*self.table;
@@ -399,15 +440,19 @@ impl PostgresStore {
                  {data} bytea NOT NULL,
                  {created} {time} NOT NULL,
                  {expires} {time} NOT NULL,
-                 {version} bigint NOT NULL DEFAULT 1
+                 {version} bigint NOT NULL DEFAULT 1,
+                 {user} text
              );
-             CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});"
+             CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});
+             CREATE INDEX IF NOT EXISTS {table}_{user}_idx ON {table} ({user})
+                 WHERE {user} IS NOT NULL;"
         );
         self.batch(ddl).await
     }
 
     /// Brings an existing table (a TurboGears `visit` table) up to what the store needs:
-    /// adds the version column and the expiry index if missing. Existing rows are not
+    /// adds the version column, the user key column (nullable) and their indexes (expiry;
+    /// user key) if missing. Existing rows are not
     /// rewritten (a column with a constant default is a catalog change in PostgreSQL 11 and
     /// later) and keep their data.
     ///
@@ -419,11 +464,15 @@ impl PostgresStore {
             table,
             expires,
             version,
+            user,
             ..
         } = &*self.table;
         let ddl = format!(
             "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {version} bigint NOT NULL DEFAULT 1;
-             CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});"
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {user} text;
+             CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});
+             CREATE INDEX IF NOT EXISTS {table}_{user}_idx ON {table} ({user})
+                 WHERE {user} IS NOT NULL;"
         );
         self.batch(ddl).await
     }
@@ -690,6 +739,84 @@ impl SessionStore for PostgresStore {
                 .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
             Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let key = self.table.key_text(key);
+        let checked = super::check_user(user);
+        self.bounded(async move {
+            checked?;
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let statement = client
+                .prepare_cached(&self.sql.set_user)
+                .await
+                .map_err(unavailable)?;
+            let changed = client
+                .execute(&statement, &[&key, &user, &seconds(now)])
+                .await
+                .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Gone)
+            }
+        })
+    }
+
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        self.bounded(async move {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let statement = client
+                .prepare_cached(&self.sql.sessions_of)
+                .await
+                .map_err(unavailable)?;
+            let rows = client
+                .query(&statement, &[&user, &seconds(now)])
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|row| row.try_get::<_, String>(0).map_err(unavailable))
+                .filter_map(|key| key.map(|k| self.table.parse_key(&k)).transpose())
+                .collect()
+        })
+    }
+
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let except = except.map(|k| self.table.key_text(k)).unwrap_or_default();
+        self.bounded(async move {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let statement = client
+                .prepare_cached(&self.sql.delete_sessions_of)
+                .await
+                .map_err(unavailable)?;
+            let rows = client
+                .query(&statement, &[&user, &except, &seconds(now)])
+                .await
+                .map_err(unavailable)?;
+            let mut deleted = Vec::new();
+            for row in rows {
+                let key: String = row.try_get(0).map_err(unavailable)?;
+                let live: bool = row.try_get(1).map_err(unavailable)?;
+                if let (Some(key), true) = (self.table.parse_key(&key), live) {
+                    deleted.push(key);
+                }
+            }
+            Ok(deleted)
         })
     }
 }

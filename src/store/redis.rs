@@ -59,11 +59,38 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
+/// Lua every writing script starts with: the user index. A user's sessions are a sorted
+/// set under `P .. user` (`P`, the last argument, is the store's prefix + `user:`), each
+/// member a record's key scored by its expiry; the record's hash names its user in `u`.
+/// Every write keeps the two in step, prunes members past their expiry, and lets the set
+/// expire with its last member, so the index never outgrows the live sessions.
+const INDEX: &str = r"
+local P = ARGV[#ARGV]
+local function index(user, member, e, now)
+    local set = P .. user
+    redis.call('ZADD', set, e, member)
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+    local last = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
+    if last[2] then redis.call('EXPIREAT', set, last[2]) end
+end
+local function unindex(member)
+    local u = redis.call('HGET', member, 'u')
+    if u then redis.call('ZREM', P .. u, member) end
+    return u
+end
+";
+
+/// A script with the index functions in front.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{INDEX}{body}"))
+}
+
 /// `KEYS[1]`; `ARGV`: data, expires, now. 1 created, 0 a live record is there.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
         if e and tonumber(e) > tonumber(ARGV[3]) then return 0 end
+        unindex(KEYS[1])
         redis.call('DEL', KEYS[1])
         redis.call('HSET', KEYS[1], 'd', ARGV[1], 'e', ARGV[2], 'v', '1')
         redis.call('EXPIREAT', KEYS[1], ARGV[2])
@@ -74,25 +101,27 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
 /// `KEYS[1]`; `ARGV`: expected version, data, expires, now. The new version, -1 gone,
 /// -2 another version.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local r = redis.call('HMGET', KEYS[1], 'e', 'v')
+    script(
+        r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u')
         if not r[1] or tonumber(r[1]) <= tonumber(ARGV[4]) then return -1 end
         if r[2] ~= ARGV[1] then return -2 end
         local v = string.format('%d', tonumber(r[2]) + 1)
         redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v)
         redis.call('EXPIREAT', KEYS[1], ARGV[3])
+        if r[3] then index(r[3], KEYS[1], ARGV[3], ARGV[4]) end
         return tonumber(v)",
     )
 });
 
 /// `KEYS[1]`; `ARGV`: expires, now. 1 live (extended if later), 0 gone.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local e = redis.call('HGET', KEYS[1], 'e')
-        if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
-        if tonumber(ARGV[1]) > tonumber(e) then
+    script(
+        r"local r = redis.call('HMGET', KEYS[1], 'e', 'u')
+        if not r[1] or tonumber(r[1]) <= tonumber(ARGV[2]) then return 0 end
+        if tonumber(ARGV[1]) > tonumber(r[1]) then
             redis.call('HSET', KEYS[1], 'e', ARGV[1])
             redis.call('EXPIREAT', KEYS[1], ARGV[1])
+            if r[2] then index(r[2], KEYS[1], ARGV[1], ARGV[2]) end
         end
         return 1",
     )
@@ -100,25 +129,79 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS`: from, to; `ARGV`: now. 1 moved, -1 gone, -2 the target is live.
 static RENAME: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"local now = tonumber(ARGV[1])
         local e = redis.call('HGET', KEYS[1], 'e')
         if not e or tonumber(e) <= now then return -1 end
         if KEYS[1] == KEYS[2] then return 1 end
         local t = redis.call('HGET', KEYS[2], 'e')
         if t and tonumber(t) > now then return -2 end
+        unindex(KEYS[2])
+        local u = unindex(KEYS[1])
         redis.call('RENAME', KEYS[1], KEYS[2])
+        if u then index(u, KEYS[2], e, now) end
         return 1",
     )
 });
 
 /// `KEYS[1]`; `ARGV`: now. 1 a live record was deleted, 0 not.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
+        unindex(KEYS[1])
         redis.call('DEL', KEYS[1])
         if e and tonumber(e) > tonumber(ARGV[1]) then return 1 end
         return 0",
+    )
+});
+
+/// `KEYS[1]`; `ARGV`: user, now. 1 linked, 0 gone.
+static SET_USER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"local e = redis.call('HGET', KEYS[1], 'e')
+        if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
+        unindex(KEYS[1])
+        redis.call('HSET', KEYS[1], 'u', ARGV[1])
+        index(ARGV[1], KEYS[1], e, ARGV[2])
+        return 1",
+    )
+});
+
+/// `ARGV`: user, now. The keys of the user's live records.
+static SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"local set = P .. ARGV[1]
+        redis.call('ZREMRANGEBYSCORE', set, '-inf', ARGV[2])
+        local live = {}
+        for _, member in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+            local r = redis.call('HMGET', member, 'e', 'u')
+            if r[1] and tonumber(r[1]) > tonumber(ARGV[2]) and r[2] == ARGV[1] then
+                table.insert(live, member)
+            end
+        end
+        return live",
+    )
+});
+
+/// `ARGV`: user, the key to keep ('' for none), now. The keys of the live records it
+/// deleted.
+static DELETE_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"local set = P .. ARGV[1]
+        local deleted = {}
+        for _, member in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+            if member ~= ARGV[2] then
+                local r = redis.call('HMGET', member, 'e', 'u')
+                if r[2] == ARGV[1] then
+                    redis.call('DEL', member)
+                    if r[1] and tonumber(r[1]) > tonumber(ARGV[3]) then
+                        table.insert(deleted, member)
+                    end
+                end
+                redis.call('ZREM', set, member)
+            end
+        end
+        return deleted",
     )
 });
 
@@ -177,6 +260,24 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// The prefix of the user index's sets.
+    fn users(&self) -> String {
+        format!("{}user:", self.prefix)
+    }
+
+    /// A record's Redis key back as its store key.
+    fn parse(&self, member: &str) -> Option<StoreKey> {
+        let hex = member.strip_prefix(&*self.prefix)?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(StoreKey(key))
+    }
+
     /// Runs `op` on a handle to the shared connection, or fails with `Unavailable` once
     /// the timeout has passed.
     async fn bounded<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
@@ -229,7 +330,7 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let key = self.key(key);
+        let (key, users) = (self.key(key), self.users());
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
@@ -240,6 +341,7 @@ impl SessionStore for RedisStore {
                         .arg(data)
                         .arg(expires.unix_timestamp())
                         .arg(now.unix_timestamp())
+                        .arg(&users)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -260,7 +362,7 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let key = self.key(key);
+        let (key, users) = (self.key(key), self.users());
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
@@ -271,6 +373,7 @@ impl SessionStore for RedisStore {
                         .arg(data)
                         .arg(expires.unix_timestamp())
                         .arg(now.unix_timestamp())
+                        .arg(&users)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -289,7 +392,7 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let key = self.key(key);
+        let (key, users) = (self.key(key), self.users());
         async move {
             let live: i64 = self
                 .bounded(|mut c| async move {
@@ -297,6 +400,7 @@ impl SessionStore for RedisStore {
                         .key(&key)
                         .arg(expires.unix_timestamp())
                         .arg(now.unix_timestamp())
+                        .arg(&users)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -315,7 +419,7 @@ impl SessionStore for RedisStore {
         to: &StoreKey,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let (from, to) = (self.key(from), self.key(to));
+        let (from, to, users) = (self.key(from), self.key(to), self.users());
         async move {
             let moved: i64 = self
                 .bounded(|mut c| async move {
@@ -323,6 +427,7 @@ impl SessionStore for RedisStore {
                         .key(&from)
                         .key(&to)
                         .arg(now.unix_timestamp())
+                        .arg(&users)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -340,18 +445,93 @@ impl SessionStore for RedisStore {
         key: &StoreKey,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let key = self.key(key);
+        let (key, users) = (self.key(key), self.users());
         async move {
             let live: i64 = self
                 .bounded(|mut c| async move {
                     DELETE
                         .key(&key)
                         .arg(now.unix_timestamp())
+                        .arg(&users)
                         .invoke_async(&mut c)
                         .await
                 })
                 .await?;
             Ok(live == 1)
+        }
+    }
+
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (key, users) = (self.key(key), self.users());
+        let checked = super::check_user(user);
+        async move {
+            checked?;
+            let linked: i64 = self
+                .bounded(|mut c| async move {
+                    SET_USER
+                        .key(&key)
+                        .arg(user)
+                        .arg(now.unix_timestamp())
+                        .arg(&users)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            if linked == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Gone)
+            }
+        }
+    }
+
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let users = self.users();
+        async move {
+            let members: Vec<String> = self
+                .bounded(|mut c| async move {
+                    SESSIONS_OF
+                        .arg(user)
+                        .arg(now.unix_timestamp())
+                        .arg(&users)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(members.iter().filter_map(|m| self.parse(m)).collect())
+        }
+    }
+
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let users = self.users();
+        let except = except.map(|k| self.key(k)).unwrap_or_default();
+        async move {
+            let members: Vec<String> = self
+                .bounded(|mut c| async move {
+                    DELETE_SESSIONS_OF
+                        .arg(user)
+                        .arg(&except)
+                        .arg(now.unix_timestamp())
+                        .arg(&users)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(members.iter().filter_map(|m| self.parse(m)).collect())
         }
     }
 

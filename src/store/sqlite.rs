@@ -118,9 +118,31 @@ impl SqliteStore {
                      key BLOB PRIMARY KEY,
                      data BLOB NOT NULL,
                      expires INTEGER NOT NULL,
-                     version INTEGER NOT NULL
+                     version INTEGER NOT NULL,
+                     user_key TEXT
                  );
                  CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);"
+            ))
+            .map_err(unavailable)?;
+            // A table made before the user index existed gains its column (no row is
+            // rewritten: SQLite adds a nullable column in the schema only).
+            let has_user: bool = conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'user_key'"
+                    ),
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)?;
+            if !has_user {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN user_key TEXT"))
+                    .map_err(unavailable)?;
+            }
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS {table}_user_key ON {table} (user_key)
+                 WHERE user_key IS NOT NULL;"
             ))
             .map_err(unavailable)?;
             Ok(Db { conn, table })
@@ -172,8 +194,9 @@ impl SessionStore for SqliteStore {
                     ),
                     params![key.as_slice(), now],
                     |row| {
+                        // Blob or text (a row written by another tool): the same bytes.
                         Ok((
-                            row.get::<_, Vec<u8>>(0)?,
+                            row.get_ref(0)?.as_bytes()?.to_vec(),
                             row.get::<_, i64>(1)?,
                             row.get::<_, i64>(2)?,
                         ))
@@ -213,7 +236,8 @@ impl SessionStore for SqliteStore {
                         &format!(
                             "INSERT INTO {t} (key, data, expires, version) VALUES (?1, ?2, ?3, 1)
                          ON CONFLICT (key) DO UPDATE
-                         SET data = excluded.data, expires = excluded.expires, version = 1
+                         SET data = excluded.data, expires = excluded.expires, version = 1,
+                             user_key = NULL
                          WHERE {t}.expires <= ?4",
                             t = db.table
                         ),
@@ -376,6 +400,91 @@ impl SessionStore for SqliteStore {
                     params![now, max],
                 )
                 .map_err(unavailable)
+        })
+    }
+
+    fn set_user(
+        &self,
+        key: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let checked = super::check_user(user);
+        let (key, user, now) = (key.0, user.to_owned(), unix(now));
+        let job = checked.map(|()| {
+            self.worker.run(move |db| {
+                let changed = db
+                    .conn
+                    .execute(
+                        &format!(
+                            "UPDATE {} SET user_key = ?1 WHERE key = ?2 AND expires > ?3",
+                            db.table
+                        ),
+                        params![user, key.as_slice(), now],
+                    )
+                    .map_err(unavailable)?;
+                if changed == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::Gone)
+                }
+            })
+        });
+        async move { job?.await }
+    }
+
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let (user, now) = (user.to_owned(), unix(now));
+        self.worker.run(move |db| {
+            let mut statement = db
+                .conn
+                .prepare(&format!(
+                    "SELECT key FROM {} WHERE user_key = ?1 AND expires > ?2",
+                    db.table
+                ))
+                .map_err(unavailable)?;
+            let keys = statement
+                .query_map(params![user, now], |row| row.get::<_, Vec<u8>>(0))
+                .map_err(unavailable)?;
+            keys.filter_map(|k| k.map(|k| <[u8; 32]>::try_from(k).ok()).transpose())
+                .map(|k| k.map(StoreKey).map_err(unavailable))
+                .collect()
+        })
+    }
+
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        let (user, except, now) = (user.to_owned(), except.map(|k| k.0), unix(now));
+        self.worker.run(move |db| {
+            let except = except.map(|k| k.to_vec()).unwrap_or_default();
+            let mut statement = db
+                .conn
+                .prepare(&format!(
+                    "DELETE FROM {} WHERE user_key = ?1 AND key != ?2 RETURNING key, expires",
+                    db.table
+                ))
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![user, except], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut deleted = Vec::new();
+            for row in rows {
+                let (key, expires) = row.map_err(unavailable)?;
+                if let (Ok(key), true) = (<[u8; 32]>::try_from(key), expires > now) {
+                    deleted.push(StoreKey(key));
+                }
+            }
+            Ok(deleted)
         })
     }
 }

@@ -49,6 +49,7 @@ pub struct Sweeper {
     jitter_percent: u8,
     max_backoff: Duration,
     on_error: Option<OnError>,
+    observer: Option<crate::events::Observer>,
     stats: SweeperStats,
 }
 
@@ -68,6 +69,7 @@ impl Sweeper {
             jitter_percent: 10,
             max_backoff: Duration::from_secs(3600),
             on_error: None,
+            observer: None,
             stats: SweeperStats::default(),
         }
     }
@@ -109,6 +111,13 @@ impl Sweeper {
         self
     }
 
+    /// Reports each batch that removed records as [`SessionEvent::Expired`](crate::events::SessionEvent::Expired).
+    #[must_use]
+    pub fn with_observer(mut self, observer: impl crate::events::SessionObserver) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// The counters of this sweeper (shared with its clones, and live while it runs).
     #[must_use]
     pub fn stats(&self) -> SweeperStats {
@@ -129,6 +138,11 @@ impl Sweeper {
         let mut removed = 0u64;
         loop {
             let n = store.sweep(now, self.batch).await?;
+            if n > 0 {
+                crate::events::notify(self.observer.as_ref(), || {
+                    crate::events::SessionEvent::Expired { count: n }
+                });
+            }
             removed += n as u64;
             if n < self.batch {
                 return Ok(removed);
