@@ -4,8 +4,10 @@
 //! printed URL. `PORT` sets the port (default 3000; 0 picks a free one),
 //! `COOKIE_SESSION_KEY` the key (default: a new random key per start, so restarting logs
 //! everyone out), and `SESSION_STORE` where sessions live: `cookie` (the default: in the
-//! encrypted cookie), `memory` (server-side, in this process) or `sqlite:PATH`
-//! (server-side, in an SQLite file, swept in the background).
+//! encrypted cookie), or server-side: `memory` (in this process), `sqlite:PATH`,
+//! `files:DIR`, `memcached:HOST:PORT`, and, built with the demo's `postgres` / `redis`
+//! features, `postgres://...` / `redis://...` (swept in the background where the store
+//! does not expire records itself).
 //!
 //! Routes: `GET /` counts visits (writes) and shows flash messages, `POST /login` (`user`,
 //! optional `remember`) regenerates the session and stores the user, `POST /note` (`text`)
@@ -18,7 +20,9 @@ use axum::Router;
 use axum::extract::Form;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use cookie_session::store::{MemoryStore, SqliteStore, Sweeper};
+use cookie_session::store::{
+    DynStore, FileStore, MemcachedStore, MemoryStore, SessionStore, SqliteStore, Sweeper,
+};
 use cookie_session::time::OffsetDateTime;
 use cookie_session::tower::SessionLayer;
 use cookie_session::{
@@ -52,21 +56,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let layer = SessionLayer::new(sessions);
     let store = std::env::var("SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());
-    let layer = match store.as_str() {
-        "cookie" => layer,
-        "memory" => {
-            let store = Arc::new(MemoryStore::new());
-            tokio::spawn(sweeper().run(store.clone(), OffsetDateTime::now_utc, tokio::time::sleep));
-            layer.with_store(store)
-        }
-        other => {
-            let path = other.strip_prefix("sqlite:").ok_or_else(|| {
-                format!("SESSION_STORE={other:?}: use cookie, memory or sqlite:PATH")
-            })?;
-            let store = Arc::new(SqliteStore::open(path)?);
-            tokio::spawn(sweeper().run(store.clone(), OffsetDateTime::now_utc, tokio::time::sleep));
-            layer.with_store(store)
-        }
+    let layer = match store_of(&store).await? {
+        None => layer,
+        Some(store) => layer.with_store(store),
     };
     eprintln!("NOTE: sessions are kept in: {store}");
 
@@ -87,6 +79,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{}/", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// The store `SESSION_STORE` names (`None`: sessions in the cookie). Stores that do not
+/// expire records themselves are swept in the background.
+async fn store_of(name: &str) -> Result<Option<Arc<dyn DynStore>>, Box<dyn std::error::Error>> {
+    let (kind, place) = name.split_once(':').unwrap_or((name, ""));
+    let store: Arc<dyn DynStore> = match kind {
+        "cookie" => return Ok(None),
+        "memory" => swept(MemoryStore::new()),
+        "sqlite" if !place.is_empty() => swept(SqliteStore::open(place)?),
+        "files" if !place.is_empty() => swept(FileStore::open(place)?),
+        "memcached" if !place.is_empty() => Arc::new(MemcachedStore::new(place)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let table = cookie_session::store::PostgresTable::new("demo_sessions");
+            let store = cookie_session::store::PostgresStore::connect(name, table)?;
+            store.create_table().await?;
+            swept(store)
+        }
+        #[cfg(feature = "redis")]
+        "redis" => Arc::new(cookie_session::store::RedisStore::connect(name).await?),
+        _ => {
+            return Err(format!(
+                "SESSION_STORE={name:?}: use cookie, memory, sqlite:PATH, files:DIR, \
+                 memcached:HOST:PORT, or (built with the feature) postgres://... or redis://..."
+            )
+            .into());
+        }
+    };
+    Ok(Some(store))
+}
+
+/// `store`, with a sweeper running for it.
+fn swept<S: SessionStore>(store: S) -> Arc<dyn DynStore> {
+    let store = Arc::new(store);
+    tokio::spawn(sweeper().run(store.clone(), OffsetDateTime::now_utc, tokio::time::sleep));
+    store
 }
 
 /// Session errors become a 500 through `?` (`SessionError` is an axum `IntoResponse`).

@@ -235,8 +235,39 @@ fn server_side_modes_store_big_sessions_and_make_logout_final() {
     let dir = std::env::temp_dir().join(format!("cookie-session-demo-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = format!("sqlite:{}", dir.join("sessions.db").display());
-    for store in ["memory", sqlite.as_str()] {
+    let mut stores = vec![
+        "memory".to_owned(),
+        format!("sqlite:{}", dir.join("sessions.db").display()),
+        format!("files:{}", dir.join("files").display()),
+    ];
+    // The network stores, where CI (or the developer) names the servers; the demo must be
+    // built with the store's feature (`cargo test --workspace --all-features` is).
+    for (var, feature_on) in [
+        ("MEMCACHED_URL", true),
+        ("DATABASE_URL", cfg!(feature = "postgres")),
+        ("REDIS_URL", cfg!(feature = "redis")),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if feature_on => stores.push(match var {
+                "MEMCACHED_URL" => format!(
+                    "memcached:{}",
+                    url.split("://").last().unwrap().trim_end_matches('/')
+                ),
+                _ => url,
+            }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("{var} must be set, and the demo built with its store, under CI=true")
+            }
+            _ => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "!!!!! SKIPPED: the demo on {var}'s server (unset, or the feature is off) !!!!!"
+                );
+            }
+        }
+    }
+    for store in stores.iter().map(String::as_str) {
         let demo = start_demo_with(store);
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
