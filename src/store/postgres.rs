@@ -413,7 +413,8 @@ impl PostgresStore {
         self.sql.sweep_lock
     }
 
-    /// Creates this crate's table and its expiry index if they do not exist.
+    /// Creates this crate's table and its indexes if they do not exist, and brings an
+    /// existing one up to date ([`migrate`](Self::migrate)).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if PostgreSQL refuses or cannot be reached.
@@ -442,12 +443,11 @@ impl PostgresStore {
                  {expires} {time} NOT NULL,
                  {version} bigint NOT NULL DEFAULT 1,
                  {user} text
-             );
-             CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});
-             CREATE INDEX IF NOT EXISTS {table}_{user}_idx ON {table} ({user})
-                 WHERE {user} IS NOT NULL;"
+             );"
         );
-        self.batch(ddl).await
+        self.batch(ddl).await?;
+        // The indexes; and a table an earlier version created gains what it lacks.
+        self.migrate().await
     }
 
     /// Brings an existing table (a TurboGears `visit` table) up to what the store needs:

@@ -109,11 +109,15 @@ impl SqliteStore {
         let worker = Worker::start("cookie-session-sqlite", move || {
             let conn = connect().map_err(unavailable)?;
             // Another process (a second instance, the CLI's sweep) may hold the write lock
-            // briefly: wait for it rather than fail.
+            // briefly: wait for it rather than fail. WAL with `synchronous = NORMAL`, as
+            // SQLite recommends for WAL: a commit does not wait for the disk (about 10x
+            // more writes per second here), and a power loss can only lose the last
+            // commits, never corrupt the database.
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(unavailable)?;
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
                  CREATE TABLE IF NOT EXISTS {table} (
                      key BLOB PRIMARY KEY,
                      data BLOB NOT NULL,
