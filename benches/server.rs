@@ -26,8 +26,22 @@ use tower::ServiceExt as _;
 fn ours(store_kind: &str) -> Router {
     ours_on(match store_kind {
         "memory" => std::sync::Arc::new(MemoryStore::new()),
-        _ => std::sync::Arc::new(SqliteStore::open_in_memory().unwrap()),
+        // A file, as an application's (and as tower-sessions' in `bench/sqlite-peer/`).
+        _ => {
+            let dir =
+                std::env::temp_dir().join(format!("cookie-session-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{}.db", rand_suffix()));
+            std::sync::Arc::new(SqliteStore::open(path).unwrap())
+        }
     })
+}
+
+/// A name no other store of this run uses.
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
 fn ours_on(store: std::sync::Arc<dyn cookie_session::store::DynStore>) -> Router {

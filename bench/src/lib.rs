@@ -1,5 +1,5 @@
-//! What the peer benchmarks share: the apps (our layer and tower-sessions on PostgreSQL
-//! and Redis, the same routes), a store-call counter for each side, and the payloads.
+//! The apps of the peer benchmarks: our layer and tower-sessions on PostgreSQL and Redis
+//! (see `peers` for tower-sessions' side).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -7,12 +7,12 @@
     clippy::missing_panics_doc
 )]
 
+pub mod peers;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, Response};
 use axum::routing::get;
 use cookie_session::store::{
     DynStore, PostgresStore, PostgresTable, Record, RedisStore, SessionStore, StoreError, StoreKey,
@@ -21,16 +21,7 @@ use cookie_session::store::{
 use cookie_session::time::OffsetDateTime;
 use cookie_session::tower::SessionLayer;
 use cookie_session::{Key, KeyRing, Mode, SessionConfig, SessionHandle};
-use serde_json::{Map, Value};
-use tower::ServiceExt as _;
-
-pub type Payload = Map<String, Value>;
-
-/// A payload of `../shared/bench/payloads.json` (vendored as `benches/payloads.json`).
-pub fn payload(size: &str) -> Payload {
-    let all: Value = serde_json::from_str(include_str!("../../benches/payloads.json")).unwrap();
-    serde_json::from_value(all[size].clone()).unwrap()
-}
+pub use peers::{App, Payload, TheirsCounted, call, criterion, filled, measure, payload, theirs};
 
 /// Counts calls to the store it wraps (ours).
 #[derive(Debug)]
@@ -104,45 +95,6 @@ impl<S: SessionStore> SessionStore for Counted<S> {
     }
 }
 
-/// Counts calls to the tower-sessions store it wraps.
-#[derive(Debug, Clone)]
-pub struct TheirsCounted<S> {
-    pub inner: S,
-    pub calls: Arc<AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl<S: tower_sessions::SessionStore> tower_sessions::SessionStore for TheirsCounted<S> {
-    async fn create(
-        &self,
-        record: &mut tower_sessions::session::Record,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.create(record).await
-    }
-    async fn save(
-        &self,
-        record: &tower_sessions::session::Record,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.save(record).await
-    }
-    async fn load(
-        &self,
-        id: &tower_sessions::session::Id,
-    ) -> tower_sessions::session_store::Result<Option<tower_sessions::session::Record>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.load(id).await
-    }
-    async fn delete(
-        &self,
-        id: &tower_sessions::session::Id,
-    ) -> tower_sessions::session_store::Result<()> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.delete(id).await
-    }
-}
-
 /// Our layer on `store`, signed mode, with the routes every app has.
 pub fn ours(store: Arc<dyn DynStore>) -> Router {
     let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate().unwrap()))
@@ -177,62 +129,7 @@ pub fn ours(store: Arc<dyn DynStore>) -> Router {
         .layer(SessionLayer::new(sessions).with_store(store))
 }
 
-/// tower-sessions on `store`, the same routes.
-pub fn theirs<S: tower_sessions::SessionStore + Clone>(store: S) -> Router {
-    use tower_sessions::{Session, SessionManagerLayer};
-    Router::new()
-        .route("/untouched", get(|| async { "ok" }))
-        .route(
-            "/read",
-            get(
-                |s: Session| async move { format!("{:?}", s.get::<u64>("user_id").await.unwrap()) },
-            ),
-        )
-        .route(
-            "/write",
-            get(|s: Session| async move {
-                let n = s.get::<u64>("n").await.unwrap().unwrap_or(0);
-                s.insert("n", n + 1).await.unwrap();
-                "ok"
-            }),
-        )
-        .route(
-            "/fill",
-            get(|s: Session, body: String| async move {
-                let data: Payload = serde_json::from_str(&body).unwrap();
-                for (k, v) in data {
-                    s.insert(&k, v).await.unwrap();
-                }
-                "ok"
-            }),
-        )
-        .layer(SessionManagerLayer::new(store).with_secure(false))
-}
-
-pub async fn call(app: &Router, path: &str, cookie: Option<&str>, body: String) -> Response<Body> {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    app.clone()
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap()
-}
-
-/// The session cookie after filling a new session with `payload`.
-pub async fn filled(app: &Router, payload: &Payload) -> String {
-    let response = call(app, "/fill", None, serde_json::to_string(payload).unwrap()).await;
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// The four apps on the servers at `database_url` and `redis_url`, each with its call
+/// The apps on the servers at `database_url` and `redis_url`, each with its call
 /// counter.
 pub async fn apps(
     database_url: &str,
