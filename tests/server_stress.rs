@@ -183,44 +183,33 @@ fn real_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The stress run on a store that needs the test's runtime (a network client), its
+/// threads entered into that runtime, the clock at the real time.
+#[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
+async fn stress_networked(store: impl DynStore) -> Result<(), String> {
+    let handle = tokio::runtime::Handle::current();
+    let store: Arc<dyn DynStore> = Arc::new(store);
+    tokio::task::spawn_blocking(move || stress_at(store, real_now(), Some(&handle)))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_store_under_64_concurrent_writers() {
-    services::with_postgres(async {
-        let store = services::postgres_store().await;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
-            .await
-            .unwrap();
-        Ok::<(), String>(())
-    })
-    .unwrap();
+    services::with_postgres(async { stress_networked(services::postgres_store().await).await })
+        .unwrap();
 }
 
 #[cfg(feature = "redis")]
 #[test]
 fn redis_store_under_64_concurrent_writers() {
-    services::with_redis(async {
-        let store = services::redis_store().await;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
-            .await
-            .unwrap();
-        Ok::<(), String>(())
-    })
-    .unwrap();
+    services::with_redis(async { stress_networked(services::redis_store().await).await }).unwrap();
 }
 
 #[cfg(feature = "memcached")]
 #[test]
 fn memcached_store_under_64_concurrent_writers() {
-    services::with_memcached(async {
-        let store = services::memcached_store().await;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || stress_at(Arc::new(store), real_now(), Some(&handle)))
-            .await
-            .unwrap();
-        Ok::<(), String>(())
-    })
-    .unwrap();
+    services::with_memcached(async { stress_networked(services::memcached_store().await).await })
+        .unwrap();
 }

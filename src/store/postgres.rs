@@ -477,6 +477,17 @@ impl PostgresStore {
         self.batch(ddl).await
     }
 
+    /// A pooled connection and `sql` prepared on it (each connection caches its
+    /// statements, so this is a round trip only the first time).
+    async fn prepared(
+        &self,
+        sql: &str,
+    ) -> Result<(deadpool_postgres::Object, tokio_postgres::Statement), StoreError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+        Ok((client, statement))
+    }
+
     async fn batch(&self, sql: String) -> Result<(), StoreError> {
         self.bounded(async move {
             let client = self.pool.get().await.map_err(unavailable)?;
@@ -508,11 +519,7 @@ impl SessionStore for PostgresStore {
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
         let key = self.table.key_text(key);
         self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.load)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.load).await?;
             let row = client
                 .query_opt(&statement, &[&key, &seconds(now)])
                 .await
@@ -545,11 +552,7 @@ impl SessionStore for PostgresStore {
         let checked = check_size(data, self.max_record);
         self.bounded(async move {
             checked?;
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.create)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.create).await?;
             let row = client
                 .query_opt(&statement, &[&key, &data, &seconds(now), &seconds(expires)])
                 .await
@@ -573,11 +576,7 @@ impl SessionStore for PostgresStore {
         let checked = check_size(data, self.max_record);
         self.bounded(async move {
             checked?;
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.save)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.save).await?;
             let row = client
                 .query_one(
                     &statement,
@@ -609,11 +608,7 @@ impl SessionStore for PostgresStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let key = self.table.key_text(key);
         self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.touch)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.touch).await?;
             let changed = client
                 .execute(&statement, &[&key, &seconds(expires), &seconds(now)])
                 .await
@@ -691,11 +686,7 @@ impl SessionStore for PostgresStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let key = self.table.key_text(key);
         self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.delete)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.delete).await?;
             let row = client
                 .query_opt(&statement, &[&key, &seconds(now)])
                 .await
@@ -752,11 +743,7 @@ impl SessionStore for PostgresStore {
         let checked = super::check_user(user);
         self.bounded(async move {
             checked?;
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.set_user)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.set_user).await?;
             let changed = client
                 .execute(&statement, &[&key, &user, &seconds(now)])
                 .await
@@ -775,11 +762,7 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
         self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.sessions_of)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.sessions_of).await?;
             let rows = client
                 .query(&statement, &[&user, &seconds(now)])
                 .await
@@ -799,11 +782,7 @@ impl SessionStore for PostgresStore {
     ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
         let except = except.map(|k| self.table.key_text(k)).unwrap_or_default();
         self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(&self.sql.delete_sessions_of)
-                .await
-                .map_err(unavailable)?;
+            let (client, statement) = self.prepared(&self.sql.delete_sessions_of).await?;
             let rows = client
                 .query(&statement, &[&user, &except, &seconds(now)])
                 .await

@@ -278,6 +278,17 @@ impl RedisStore {
         Some(StoreKey(key))
     }
 
+    /// Runs a script (with the user index's prefix as its last argument), bounded as
+    /// [`bounded`](Self::bounded).
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        mut call: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        call.arg(self.users());
+        self.bounded(|mut c| async move { call.invoke_async(&mut c).await })
+            .await
+    }
+
     /// Runs `op` on a handle to the shared connection, or fails with `Unavailable` once
     /// the timeout has passed.
     async fn bounded<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
@@ -330,20 +341,18 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let (key, users) = (self.key(key), self.users());
+        let key = self.key(key);
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
             let created: i64 = self
-                .bounded(|mut c| async move {
-                    CREATE
-                        .key(&key)
+                .invoke({
+                    let mut call = CREATE.prepare_invoke();
+                    call.key(&key)
                         .arg(data)
                         .arg(expires.unix_timestamp())
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                        .arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             if created == 1 {
@@ -362,20 +371,19 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let (key, users) = (self.key(key), self.users());
+        let key = self.key(key);
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
             let saved: i64 = self
-                .bounded(|mut c| async move {
-                    SAVE.key(&key)
+                .invoke({
+                    let mut call = SAVE.prepare_invoke();
+                    call.key(&key)
                         .arg(expected.0)
                         .arg(data)
                         .arg(expires.unix_timestamp())
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                        .arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             match saved {
@@ -392,17 +400,15 @@ impl SessionStore for RedisStore {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let (key, users) = (self.key(key), self.users());
+        let key = self.key(key);
         async move {
             let live: i64 = self
-                .bounded(|mut c| async move {
-                    TOUCH
-                        .key(&key)
+                .invoke({
+                    let mut call = TOUCH.prepare_invoke();
+                    call.key(&key)
                         .arg(expires.unix_timestamp())
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                        .arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             if live == 1 {
@@ -419,17 +425,13 @@ impl SessionStore for RedisStore {
         to: &StoreKey,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let (from, to, users) = (self.key(from), self.key(to), self.users());
+        let (from, to) = (self.key(from), self.key(to));
         async move {
             let moved: i64 = self
-                .bounded(|mut c| async move {
-                    RENAME
-                        .key(&from)
-                        .key(&to)
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                .invoke({
+                    let mut call = RENAME.prepare_invoke();
+                    call.key(&from).key(&to).arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             match moved {
@@ -445,16 +447,13 @@ impl SessionStore for RedisStore {
         key: &StoreKey,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let (key, users) = (self.key(key), self.users());
+        let key = self.key(key);
         async move {
             let live: i64 = self
-                .bounded(|mut c| async move {
-                    DELETE
-                        .key(&key)
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                .invoke({
+                    let mut call = DELETE.prepare_invoke();
+                    call.key(&key).arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             Ok(live == 1)
@@ -467,19 +466,15 @@ impl SessionStore for RedisStore {
         user: &str,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let (key, users) = (self.key(key), self.users());
+        let key = self.key(key);
         let checked = super::check_user(user);
         async move {
             checked?;
             let linked: i64 = self
-                .bounded(|mut c| async move {
-                    SET_USER
-                        .key(&key)
-                        .arg(user)
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                .invoke({
+                    let mut call = SET_USER.prepare_invoke();
+                    call.key(&key).arg(user).arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             if linked == 1 {
@@ -490,25 +485,19 @@ impl SessionStore for RedisStore {
         }
     }
 
-    fn sessions_of(
+    async fn sessions_of(
         &self,
         user: &str,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
-        let users = self.users();
-        async move {
-            let members: Vec<String> = self
-                .bounded(|mut c| async move {
-                    SESSIONS_OF
-                        .arg(user)
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            Ok(members.iter().filter_map(|m| self.parse(m)).collect())
-        }
+    ) -> Result<Vec<StoreKey>, StoreError> {
+        let members: Vec<String> = self
+            .invoke({
+                let mut call = SESSIONS_OF.prepare_invoke();
+                call.arg(user).arg(now.unix_timestamp());
+                call
+            })
+            .await?;
+        Ok(members.iter().filter_map(|m| self.parse(m)).collect())
     }
 
     fn delete_sessions_of(
@@ -517,18 +506,13 @@ impl SessionStore for RedisStore {
         except: Option<&StoreKey>,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
-        let users = self.users();
         let except = except.map(|k| self.key(k)).unwrap_or_default();
         async move {
             let members: Vec<String> = self
-                .bounded(|mut c| async move {
-                    DELETE_SESSIONS_OF
-                        .arg(user)
-                        .arg(&except)
-                        .arg(now.unix_timestamp())
-                        .arg(&users)
-                        .invoke_async(&mut c)
-                        .await
+                .invoke({
+                    let mut call = DELETE_SESSIONS_OF.prepare_invoke();
+                    call.arg(user).arg(&except).arg(now.unix_timestamp());
+                    call
                 })
                 .await?;
             Ok(members.iter().filter_map(|m| self.parse(m)).collect())
