@@ -395,7 +395,11 @@ impl SessionStore for FileStore {
                     remove_abandoned(&entry.path());
                     continue;
                 }
-                let Some(key) = name.strip_suffix(SUFFIX).and_then(parse_key) else {
+                let Some(key) = name
+                    .strip_suffix(SUFFIX)
+                    .filter(|hex| hex.len() == 64)
+                    .and_then(StoreKey::from_hex)
+                else {
                     continue;
                 };
                 let _lock = dir.lock(&[&key])?;
@@ -423,16 +427,4 @@ fn remove_abandoned(path: &Path) {
     if old {
         let _ = fs::remove_file(path);
     }
-}
-
-/// A store key from its 64 hex digits.
-fn parse_key(hex: &str) -> Option<StoreKey> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(StoreKey(key))
 }

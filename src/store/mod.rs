@@ -74,6 +74,28 @@ impl StoreKey {
     pub const fn to_bytes(self) -> [u8; 32] {
         self.0
     }
+
+    /// A key from hex digits, the inverse of its `Display` (as text-keyed backends store
+    /// it): 64 digits, or fewer (an even number) for a backend that keeps a prefix of the
+    /// key, whose remaining bytes are then zero. `None` for anything else.
+    ///
+    /// ```
+    /// use cookie_session::store::StoreKey;
+    /// let key = StoreKey::from_bytes([0xab; 32]);
+    /// assert_eq!(StoreKey::from_hex(&key.to_string()), Some(key));
+    /// assert_eq!(StoreKey::from_hex("abc"), None);
+    /// ```
+    #[must_use]
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() > 64 || !hex.len().is_multiple_of(2) {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(Self(key))
+    }
 }
 
 impl fmt::Display for StoreKey {

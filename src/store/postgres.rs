@@ -166,14 +166,7 @@ impl PostgresTable {
     /// shortened key (`with_key_hex_digits` under 64) maps back to a store key that finds the
     /// same row again through [`key_text`](Self::key_text).
     fn parse_key(&self, text: &str) -> Option<StoreKey> {
-        if text.len() != self.key_hex_digits {
-            return None;
-        }
-        let mut key = [0u8; 32];
-        for (i, byte) in key.iter_mut().take(text.len() / 2).enumerate() {
-            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(StoreKey(key))
+        StoreKey::from_hex(text).filter(|_| text.len() == self.key_hex_digits)
     }
 
     fn key_text(&self, key: &StoreKey) -> String {

@@ -268,14 +268,7 @@ impl RedisStore {
     /// A record's Redis key back as its store key.
     fn parse(&self, member: &str) -> Option<StoreKey> {
         let hex = member.strip_prefix(&*self.prefix)?;
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut key = [0u8; 32];
-        for (i, byte) in key.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(StoreKey(key))
+        StoreKey::from_hex(hex).filter(|_| hex.len() == 64)
     }
 
     /// Runs a script (with the user index's prefix as its last argument), bounded as
