@@ -95,9 +95,18 @@ pub enum EncodeError {
     /// The cookie would be larger than the configured limit; browsers silently drop such
     /// cookies and keep the previous one, so it is refused here instead.
     TooLarge {
-        /// `name.len() + value.len()` of the cookie that would have been sent.
+        /// `name.len() + value.len()` of the cookie that would have been sent (summed over
+        /// its cookies when the configuration splits sessions across several).
         size: usize,
-        /// The configured limit.
+        /// The configured limit: per cookie, or for all of a split session's cookies.
+        limit: usize,
+    },
+    /// The value's JSON is larger than the configured maximum session size (which bounds
+    /// what a compressed cookie may inflate to, so a larger one could not be read back).
+    SessionTooLarge {
+        /// The JSON's length in bytes.
+        size: usize,
+        /// The configured maximum session size.
         limit: usize,
     },
     /// The value's JSON nests deeper than the configured limit, so it could not be decoded
@@ -122,7 +131,11 @@ impl fmt::Display for EncodeError {
         match self {
             Self::TooLarge { size, limit } => write!(
                 f,
-                "cookie would be {size} bytes (name + value) but the limit is {limit}; store less in the session or keep it server-side"
+                "cookie would be {size} bytes (name + value) but the limit is {limit}; store less in the session, enable compression or chunking, or keep it server-side"
+            ),
+            Self::SessionTooLarge { size, limit } => write!(
+                f,
+                "session data is {size} bytes of JSON, over the configured maximum session size of {limit}"
             ),
             Self::TooDeep { limit } => write!(
                 f,
@@ -196,6 +209,31 @@ pub enum DecodeError {
     Payload(JsonError),
     /// The cookie name is empty or has characters outside an RFC 6265 token.
     InvalidName,
+    /// The session is split across `count` cookies and the one at `position` (1-based;
+    /// cookie `name.position`) did not come with the request: the session is not read in
+    /// part.
+    MissingChunk {
+        /// The first missing piece.
+        position: usize,
+        /// How many pieces the first cookie announces.
+        count: usize,
+    },
+    /// The cookie announces more pieces than the configuration accepts.
+    TooManyChunks {
+        /// How many pieces the first cookie announces.
+        count: usize,
+        /// The configured maximum number of cookies.
+        limit: usize,
+    },
+    /// The cookie is authentic and compressed, and inflates to more than the configured
+    /// maximum session size; inflation stopped there.
+    SessionTooLarge {
+        /// The configured maximum session size.
+        limit: usize,
+    },
+    /// The cookie is authentic and marked compressed, but its payload is not one complete
+    /// raw deflate stream (a bug in the issuer, which held the key).
+    CorruptCompression,
 }
 
 impl fmt::Display for DecodeError {
@@ -235,6 +273,22 @@ impl fmt::Display for DecodeError {
                 "cookie data does not deserialize into the requested type"
             ),
             Self::InvalidName => f.write_str(INVALID_NAME),
+            Self::MissingChunk { position, count } => write!(
+                f,
+                "session is split across {count} cookies and piece {position} did not come with the request"
+            ),
+            Self::TooManyChunks { count, limit } => write!(
+                f,
+                "cookie announces {count} pieces but at most {limit} are accepted"
+            ),
+            Self::SessionTooLarge { limit } => write!(
+                f,
+                "compressed cookie data inflates to more than the maximum session size of {limit} bytes"
+            ),
+            Self::CorruptCompression => write!(
+                f,
+                "cookie data is marked compressed but is not a valid raw deflate stream"
+            ),
         }
     }
 }

@@ -72,6 +72,17 @@ pub(crate) const HEADER_LEN: usize = 46;
 const FLAG_PERSISTENCE_SET: u8 = 0x01;
 /// ...and it is a persistent cookie (only with `FLAG_PERSISTENCE_SET`).
 const FLAG_PERSISTENT: u8 = 0x02;
+/// The payload is raw deflate of the JSON, not the JSON itself.
+const FLAG_COMPRESSED: u8 = 0x04;
+/// Bits 3-5: the number of cookies the value is split across, minus one.
+const CHUNKS_SHIFT: u32 = 3;
+const CHUNKS_MASK: u8 = 0x38;
+/// Bits 6-7 are unassigned and must be zero.
+const FLAGS_RESERVED: u8 = 0xc0;
+/// The most cookies one session value can be split across (three bits of the flags).
+pub const MAX_CHUNKS: usize = 8;
+/// The offset of the flags byte in a version-2 envelope.
+pub(crate) const FLAGS_AT: usize = HEADER_LEN - 1;
 pub(crate) const NONCE_LEN: usize = crate::xaes::NONCE_LEN;
 pub(crate) const SIGNED_TAG_LEN: usize = 32;
 pub(crate) const GCM_TAG_LEN: usize = crate::xaes::TAG_LEN;
@@ -83,6 +94,10 @@ pub(crate) struct Header {
     pub(crate) mode: Mode,
     pub(crate) key_id: KeyId,
     pub(crate) stamp: Stamp,
+    /// The payload is compressed (version 2 flag).
+    pub(crate) compressed: bool,
+    /// How many cookies the value is split across, 1 to [`MAX_CHUNKS`].
+    pub(crate) chunks: usize,
 }
 
 impl Header {
@@ -93,7 +108,21 @@ impl Header {
             mode,
             key_id,
             stamp,
+            compressed: false,
+            chunks: 1,
         }
+    }
+
+    /// The flags byte of version 2.
+    fn flags(&self) -> u8 {
+        let persistence = match self.stamp.persistence {
+            None => 0,
+            Some(Persistence::BrowserSession) => FLAG_PERSISTENCE_SET,
+            Some(Persistence::Persistent) => FLAG_PERSISTENCE_SET | FLAG_PERSISTENT,
+        };
+        let compressed = if self.compressed { FLAG_COMPRESSED } else { 0 };
+        let chunks = u8::try_from(self.chunks.clamp(1, MAX_CHUNKS) - 1).unwrap_or(0);
+        persistence | compressed | (chunks << CHUNKS_SHIFT)
     }
 
     /// Its length in bytes: 45 (version 1) or 46 (version 2).
@@ -113,11 +142,15 @@ impl Header {
         out.extend_from_slice(&self.stamp.issued_at.to_be_bytes());
         out.extend_from_slice(&self.stamp.idle_deadline.to_be_bytes());
         out.extend_from_slice(&self.stamp.absolute_deadline.to_be_bytes());
-        out.push(match self.stamp.persistence {
-            None => 0,
-            Some(Persistence::BrowserSession) => FLAG_PERSISTENCE_SET,
-            Some(Persistence::Persistent) => FLAG_PERSISTENCE_SET | FLAG_PERSISTENT,
-        });
+        out.push(self.flags());
+    }
+
+    /// Rewrites the flags byte of the version-2 header at the start of `envelope` (after
+    /// compressing, and once the number of chunks is known).
+    pub(crate) fn rewrite_flags(&self, envelope: &mut [u8]) {
+        if let Some(flags) = envelope.get_mut(FLAGS_AT) {
+            *flags = self.flags();
+        }
     }
 
     /// Parses the header of `envelope` and checks that the envelope is long enough for its
@@ -146,24 +179,30 @@ impl Header {
         let issued_at = u64::from_be_bytes(fields.array()?);
         let idle_deadline = u64::from_be_bytes(fields.array()?);
         let absolute_deadline = u64::from_be_bytes(fields.array()?);
-        let persistence = if version == 1 {
-            None
+        let flags = if version == 1 {
+            0
         } else {
-            // Unknown flag bits are not ignored: a later version that needs one gets a new
-            // format byte or a flag an old decoder refuses, never a silent misreading.
-            match fields.array::<1>()?[0] {
-                0 => None,
-                FLAG_PERSISTENCE_SET => Some(Persistence::BrowserSession),
-                flags if flags == FLAG_PERSISTENCE_SET | FLAG_PERSISTENT => {
-                    Some(Persistence::Persistent)
-                }
-                _ => return Err(DecodeError::Malformed),
+            fields.array::<1>()?[0]
+        };
+        // Unknown flag bits are not ignored: a later version that needs one gets a new
+        // format byte or a flag an old decoder refuses, never a silent misreading.
+        if flags & FLAGS_RESERVED != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let persistence = match flags & (FLAG_PERSISTENCE_SET | FLAG_PERSISTENT) {
+            0 => None,
+            FLAG_PERSISTENCE_SET => Some(Persistence::BrowserSession),
+            both if both == FLAG_PERSISTENCE_SET | FLAG_PERSISTENT => {
+                Some(Persistence::Persistent)
             }
+            _ => return Err(DecodeError::Malformed),
         };
         Ok(Self {
             version,
             mode,
             key_id,
+            compressed: flags & FLAG_COMPRESSED != 0,
+            chunks: usize::from((flags & CHUNKS_MASK) >> CHUNKS_SHIFT) + 1,
             stamp: Stamp {
                 id,
                 issued_at,
@@ -239,6 +278,39 @@ const fn is_token_byte(b: u8) -> bool {
         )
 }
 
+/// The name of the cookie that carries piece `position` (1-based) of a value split across
+/// several cookies: `name` itself for the first, then `name.2`, `name.3`, ...
+///
+/// ```
+/// assert_eq!(cookie_session::chunk_name("session", 1), "session");
+/// assert_eq!(cookie_session::chunk_name("session", 3), "session.3");
+/// ```
+#[must_use]
+pub fn chunk_name(name: &str, position: usize) -> String {
+    if position <= 1 {
+        name.to_owned()
+    } else {
+        format!("{name}.{position}")
+    }
+}
+
+/// The length of [`chunk_name`] without building it.
+pub(crate) const fn chunk_name_len(name_len: usize, position: usize) -> usize {
+    if position <= 1 {
+        name_len
+    } else {
+        // Positions are at most `MAX_CHUNKS` (8): one digit.
+        name_len + 2
+    }
+}
+
+/// How many base64url characters piece `position` carries when the cookie limit is
+/// `max_size` (name + value): as many as fit, rounded down to a multiple of 4 so that
+/// every piece but the last decodes on its own. Zero if the name alone leaves no room.
+pub(crate) const fn chunk_capacity(name_len: usize, position: usize, max_size: usize) -> usize {
+    max_size.saturating_sub(chunk_name_len(name_len, position)) / 4 * 4
+}
+
 /// The length of the unpadded base64url text for `n` bytes.
 pub(crate) const fn encoded_len(n: usize) -> usize {
     // 4 characters per 3 bytes; a final 1 or 2 bytes take 2 or 3 characters (no padding).
@@ -281,8 +353,14 @@ pub struct Inspection {
     pub idle_deadline: u64,
     /// The claimed absolute deadline, UNIX seconds.
     pub absolute_deadline: u64,
-    /// For a signed cookie, the payload bytes (JSON if the cookie is genuine); `None` for an
-    /// encrypted one.
+    /// Whether the payload is compressed (raw deflate of the JSON).
+    pub compressed: bool,
+    /// How many cookies the value claims to be split across (1: not chunked). Only the
+    /// first is inspected.
+    pub chunks: usize,
+    /// For a signed cookie that is not split, the payload bytes (JSON if the cookie is
+    /// genuine, raw deflate of it if [`compressed`](Self::compressed)); `None` for an
+    /// encrypted or a split one.
     pub payload: Option<Vec<u8>>,
 }
 
@@ -308,10 +386,10 @@ pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
     decode_base64(value, &mut envelope)?;
     let header = Header::parse(&envelope)?;
     let payload = match header.mode {
-        Mode::Signed => envelope
+        Mode::Signed if header.chunks == 1 => envelope
             .get(header.len()..envelope.len().saturating_sub(SIGNED_TAG_LEN))
             .map(<[u8]>::to_vec),
-        Mode::Encrypted => None,
+        _ => None,
     };
     let stamp = header.stamp;
     Ok(Inspection {
@@ -323,6 +401,8 @@ pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
         issued_at: stamp.issued_at,
         idle_deadline: stamp.idle_deadline,
         absolute_deadline: stamp.absolute_deadline,
+        compressed: header.compressed,
+        chunks: header.chunks,
         payload,
     })
 }

@@ -9,6 +9,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
 pub mod beaker;
 mod codec;
+mod compression;
 mod config;
 mod cookie_header;
 mod diagnostics;
@@ -59,13 +60,16 @@ pub mod fuzzing {
     }
 }
 
-pub use codec::{Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, Opened};
+pub use codec::{
+    Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SESSION_SIZE, DEFAULT_MAX_SIZE,
+    DEFAULT_MAX_TOTAL_SIZE, Opened,
+};
 pub use config::{
     ConflictPolicy, Revocable, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy,
 };
 pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
 pub use flash::{FLASH_KEY, Flash};
-pub use format::{Inspection, Mode, inspect, is_valid_name};
+pub use format::{Inspection, MAX_CHUNKS, Mode, chunk_name, inspect, is_valid_name};
 pub use handle::SessionHandle;
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
 pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};

@@ -10,7 +10,8 @@ Run it from the repository root:
     python3 tests/vectors/generate.py v1 > tests/vectors/v1.json
     python3 tests/vectors/generate.py v2 > tests/vectors/v2.json
 Version 1 (45-byte header) is what the crate wrote first and still reads; version 2 adds a
-flags byte after the times and is what it writes.
+flags byte after the times and is what it writes. The version-2 vectors include compressed
+payloads (raw deflate, by Python's own zlib) and values split across several cookies.
 """
 
 import base64
@@ -19,6 +20,7 @@ import hmac
 import json
 import struct
 import sys
+import zlib
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -27,6 +29,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 FORMATS = {1: {"signed": 0x01, "encrypted": 0x02}, 2: {"signed": 0x03, "encrypted": 0x04}}
 FLAGS = {None: 0x00, "browser-session": 0x01, "persistent": 0x03}
+FLAG_COMPRESSED = 0x04
+CHUNKS_SHIFT = 3
+MAX_SIZE = 4096
 
 
 def b64url(data: bytes) -> str:
@@ -84,16 +89,66 @@ def associated_data(cookie_name: str, hdr: bytes) -> bytes:
     return struct.pack(">H", len(name)) + name + hdr
 
 
-def encode(version, mode, master, cookie_name, session_id, iat, idle, absolute, payload,
-           nonce=None, flags=0):
+def b64_len(n: int) -> int:
+    return n // 3 * 4 + {0: 0, 1: 2, 2: 3}[n % 3]
+
+
+def chunk_name_len(name: str, position: int) -> int:
+    return len(name) if position == 1 else len(name) + 1 + len(str(position))
+
+
+def split_lengths(name: str, text_len: int, max_cookies: int):
+    """FORMAT.md "Chunks": each piece fills its cookie to the 4096-byte name + value limit,
+    rounded down to whole base64 quanta, except the last, which takes what is left."""
+    if max_cookies == 1 or len(name) + text_len <= MAX_SIZE:
+        return [text_len]
+    lengths, left, position = [], text_len, 1
+    while left > 0:
+        room = MAX_SIZE - chunk_name_len(name, position)
+        take = left if left <= room else room // 4 * 4
+        lengths.append(take)
+        left -= take
+        position += 1
+    assert len(lengths) <= max_cookies
+    return lengths
+
+
+def deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def encode_pieces(version, mode, master, cookie_name, session_id, iat, idle, absolute, payload,
+                  nonce=None, flags=0, compress=False, max_cookies=1):
+    """The cookie value(s): one string, or the list of pieces when it is split."""
     keys = derive(master)
+    if compress:
+        packed = deflate(payload)
+        if len(packed) < len(payload):
+            payload, flags = packed, flags | FLAG_COMPRESSED
+    hdr_len = 45 if version == 1 else 46
+    extra = 32 if mode == "signed" else 24 + 16
+    lengths = split_lengths(cookie_name, b64_len(hdr_len + len(payload) + extra), max_cookies)
+    flags |= (len(lengths) - 1) << CHUNKS_SHIFT
     hdr = header(version, mode, keys["key_id"], session_id, iat, idle, absolute, flags)
     ad = associated_data(cookie_name, hdr)
     if mode == "signed":
         tag = hmac.new(keys["sign"], ad + payload, hashlib.sha256).digest()
-        return b64url(hdr + payload + tag)
-    sealed = xaes_256_gcm_seal(keys["encrypt"], nonce, payload, ad)
-    return b64url(hdr + nonce + sealed)
+        text = b64url(hdr + payload + tag)
+    else:
+        text = b64url(hdr + nonce + xaes_256_gcm_seal(keys["encrypt"], nonce, payload, ad))
+    pieces, at = [], 0
+    for n in lengths:
+        pieces.append(text[at:at + n])
+        at += n
+    return pieces
+
+
+def encode(version, mode, master, cookie_name, session_id, iat, idle, absolute, payload,
+           nonce=None, flags=0):
+    [value] = encode_pieces(version, mode, master, cookie_name, session_id, iat, idle, absolute,
+                            payload, nonce, flags)
+    return value
 
 
 def compact(obj) -> bytes:
@@ -132,9 +187,10 @@ def main(version):
 
     vectors = []
 
-    def ok(name, mode, key, cookie_name, sid, iat, payload, nonce=None, now=None, persistence=None):
-        value = encode(version, mode, key, cookie_name, sid, iat, iat + idle, iat + life,
-                       compact(payload), nonce, FLAGS[persistence])
+    def ok(name, mode, key, cookie_name, sid, iat, payload, nonce=None, now=None, persistence=None,
+           compress=False, max_cookies=1, max_total=None):
+        pieces = encode_pieces(version, mode, key, cookie_name, sid, iat, iat + idle, iat + life,
+                               compact(payload), nonce, FLAGS[persistence], compress, max_cookies)
         v = {
             "name": name,
             "mode": mode,
@@ -145,10 +201,16 @@ def main(version):
             "idle_deadline": iat + idle,
             "absolute_deadline": iat + life,
             "payload": compact(payload).decode(),
-            "value": value,
+            **({"value": pieces[0]} if len(pieces) == 1 else {"values": pieces}),
             "now": iat if now is None else now,
             "expect": "ok",
         }
+        if compress:
+            v["compressed"] = FLAG_COMPRESSED & unb64url(pieces[0][:64])[45] != 0
+        if max_cookies > 1:
+            v["max_cookies"] = max_cookies
+        if max_total is not None:
+            v["max_total"] = max_total
         if nonce is not None:
             v["nonce"] = nonce.hex()
         if persistence is not None:
@@ -157,7 +219,8 @@ def main(version):
         return v
 
     def reject(name, base, expect, **changes):
-        v = {k: base[k] for k in ("mode", "key", "cookie_name", "value", "now")}
+        v = {k: base[k] for k in ("mode", "key", "cookie_name", "value", "values", "now",
+                                  "max_cookies", "max_total") if k in base}
         v.update(name=name, expect=expect, **changes)
         vectors.append(v)
 
@@ -192,12 +255,61 @@ def main(version):
     if version == 2:
         # Flags this version does not define are refused, also under a genuine tag.
         keys = derive(key_a)
-        for flags in (0x02, 0x04, 0x80):
+        def signed_with_flags(flags, payload):
             hdr = header(2, "signed", keys["key_id"], sid_a, t0, t0 + idle, t0 + life, flags)
             ad = associated_data("session", hdr)
-            tag = hmac.new(keys["sign"], ad + compact(small), hashlib.sha256).digest()
+            tag = hmac.new(keys["sign"], ad + payload, hashlib.sha256).digest()
+            return b64url(hdr + payload + tag)
+
+        for flags in (0x02, 0x40, 0x80):
             reject(f"signed-unknown-flags-{flags:02x}", s1, "malformed",
-                   value=b64url(hdr + compact(small) + tag))
+                   value=signed_with_flags(flags, compact(small)))
+        # The compression flag is read only from an authentic header: set over plain JSON
+        # (by the key holder), the payload is not deflate.
+        reject("signed-compressed-flag-over-json", s1, "corrupt-compression",
+               value=signed_with_flags(FLAG_COMPRESSED, compact(small)))
+        # A deflate stream that inflates past the maximum session size (64 KiB by default).
+        reject("signed-compressed-inflates-too-far", s1, "session-too-large",
+               value=signed_with_flags(FLAG_COMPRESSED, deflate(b'{"a":"' + b"a" * 70_000 + b'"}')))
+
+        # Compression: raw deflate of the JSON, flagged in the header.
+        cart = {"cart": [{"qty": i % 4 + 1, "sku": f"SKU-{100000 + 37 * i}",
+                          "title": f"Item {i} blue widget"} for i in range(60)],
+                "csrf": small["csrf"], "user_id": small["user_id"]}
+        sc = ok("signed-compressed", "signed", key_a, "session", sid_a, t0, cart, compress=True)
+        ok("encrypted-compressed", "encrypted", key_b, "session", sid_b, t0, cart, nonce_2,
+           compress=True)
+        raw = bytearray(unb64url(sc["value"]))
+        raw[45] &= ~FLAG_COMPRESSED
+        reject("signed-compressed-flag-cleared", sc, "invalid", value=b64url(bytes(raw)))
+
+        # Chunks: one value split across `session`, `session.2`, ...; count in the header.
+        blob = {"notes": [hashlib.sha256(bytes([i])).hexdigest() for i in range(150)],
+                "user_id": small["user_id"]}
+        big = ok("signed-chunked", "signed", key_a, "session", sid_a, t0, blob, max_cookies=4,
+                 max_total=20_000)
+        ok("encrypted-chunked", "encrypted", key_b, "__Host-sid", sid_b, t0, blob, nonce_1,
+           max_cookies=4, max_total=20_000)
+        ok("signed-chunked-and-compressed", "signed", key_b, "session", sid_b, t0,
+           {"notes": blob["notes"] * 2}, compress=True, max_cookies=4, max_total=20_000)
+        pieces = big["values"]
+        assert len(pieces) == 4 and len(pieces[1]) == len(pieces[2])
+        reject("chunked-missing-last", big, "missing-chunk", values=pieces[:3])
+        reject("chunked-missing-all-but-first", big, "missing-chunk", values=pieces[:1])
+        reject("chunked-reordered", big, "invalid", values=[pieces[0], pieces[2], pieces[1], pieces[3]])
+        reject("chunked-duplicated", big, "invalid", values=[pieces[0], pieces[1], pieces[1], pieces[3]])
+        other = encode_pieces(2, "signed", key_a, "session", sid_b, t0, t0 + idle, t0 + life,
+                              compact({"notes": blob["notes"][::-1], "user_id": small["user_id"]}),
+                              max_cookies=4)
+        assert [len(p) for p in other] == [len(p) for p in pieces]
+        reject("chunked-spliced-from-another-session", big, "invalid",
+               values=[pieces[0], other[1], pieces[2], pieces[3]])
+        reject("chunked-too-many-for-config", big, "too-many-chunks", max_cookies=3)
+        reject("chunked-over-total", big, "too-large", max_total=12_000)
+        raw = bytearray(unb64url(pieces[0]))
+        raw[45] = (raw[45] & ~0x38) | (2 << CHUNKS_SHIFT)
+        reject("chunked-count-lowered", big, "invalid",
+               values=[b64url(bytes(raw))] + pieces[1:])
         # A version-1 body relabelled as version 2: the flags byte is the JSON's "{".
         reject("version-1-body-as-version-2", s1, "malformed",
                value=b64url(b"\x03" + unb64url(encode(1, "signed", key_a, "session", sid_a, t0,
