@@ -137,6 +137,15 @@ pub(crate) struct Pieces {
 }
 
 impl Pieces {
+    /// A value that is one piece (another format's, which is never split).
+    pub(crate) fn single(text: String) -> Self {
+        Self {
+            ends: [text.len(); MAX_CHUNKS],
+            text,
+            count: 1,
+        }
+    }
+
     /// The pieces in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         let mut start = 0;

@@ -163,6 +163,10 @@ pub struct SessionConfig {
     pub(crate) reissue_older_keys: bool,
     pub(crate) save: SaveMode,
     pub(crate) max_size: usize,
+    pub(crate) compression: Compression,
+    pub(crate) max_cookies: usize,
+    pub(crate) max_total: usize,
+    pub(crate) max_session: usize,
     pub(crate) token_source: bool,
     pub(crate) revocation: Option<RevocationCheck>,
     /// Another cookie format sessions are also read from (and maybe written in).
@@ -176,7 +180,7 @@ impl SessionConfig {
     /// The defaults: name `__Host-session`, `Path=/`, no `Domain`, `Secure`, `HttpOnly`,
     /// `SameSite=Lax`, a browser-session cookie, idle timeout 20 minutes, lifetime 14 days,
     /// [`TouchPolicy::SLIDING`], older keys re-issued, [`SaveMode::Automatic`], 4096 bytes,
-    /// no token source, no revocation check.
+    /// no compression, one cookie, no token source, no revocation check.
     #[must_use]
     pub fn new(mode: Mode, ring: KeyRing) -> Self {
         Self {
@@ -196,6 +200,10 @@ impl SessionConfig {
             reissue_older_keys: true,
             save: SaveMode::Automatic,
             max_size: DEFAULT_MAX_SIZE,
+            compression: Compression::Off,
+            max_cookies: 1,
+            max_total: crate::codec::DEFAULT_MAX_TOTAL_SIZE,
+            max_session: crate::codec::DEFAULT_MAX_SESSION_SIZE,
             token_source: false,
             revocation: None,
             legacy: None,
@@ -319,6 +327,66 @@ impl SessionConfig {
     #[must_use]
     pub const fn with_max_size(mut self, bytes: usize) -> Self {
         self.max_size = bytes;
+        self
+    }
+
+    /// Compresses the session's JSON (raw deflate) when that makes the cookie smaller, so
+    /// that a session several times larger fits one cookie (the benchmark's 3 KB cart
+    /// shrinks 5x). For **signed** mode, whose data the client can read anyway; in
+    /// encrypted mode [`build`](Self::build) refuses it, since there the cookie's length
+    /// would reveal the data's redundancy: see
+    /// [`with_compression_leaking_length`](Self::with_compression_leaking_length).
+    /// Compressed cookies are read whatever this setting, so turning it off later logs no
+    /// one out.
+    #[must_use]
+    pub const fn with_compression(mut self) -> Self {
+        self.compression = Compression::Requested;
+        self
+    }
+
+    /// Compresses in either mode, **accepting that in encrypted mode the cookie's length
+    /// reveals how compressible the session's data is**. When a session holds a secret and
+    /// also a value an attacker can influence (a search term, a form field, a referrer
+    /// stored in the session), the attacker can recover the secret a few bytes at a time by
+    /// watching the cookie's length, as the CRIME and BREACH attacks did to compressed TLS
+    /// and HTTP. Use it only if no attacker-influenced value ever shares a session with a
+    /// secret. SECURITY.md has the details.
+    #[must_use]
+    pub const fn with_compression_leaking_length(mut self) -> Self {
+        self.compression = Compression::LeakingLength;
+        self
+    }
+
+    /// Splits a session too large for one cookie across up to `cookies` cookies: `name`,
+    /// then `name.2`, `name.3`, ... ([`chunk_name`](crate::chunk_name)), each within the
+    /// browser's 4096-byte limit. Default 1 (no splitting); at most
+    /// [`MAX_CHUNKS`](crate::MAX_CHUNKS). The pieces are authenticated as one value: a
+    /// request missing one, or with pieces reordered, repeated or mixed from two sessions,
+    /// gets a new session and the pieces are removed. Pieces a shrinking session no longer
+    /// needs are removed in the same response. All pieces together are limited by
+    /// [`with_max_total_size`](Self::with_max_total_size).
+    #[must_use]
+    pub const fn with_max_cookies(mut self, cookies: usize) -> Self {
+        self.max_cookies = cookies;
+        self
+    }
+
+    /// Limits the sum of `name + value` over a split session's cookies. Default
+    /// [`DEFAULT_MAX_TOTAL_SIZE`](crate::DEFAULT_MAX_TOTAL_SIZE) (6 KiB): servers commonly
+    /// refuse a request header over 8 KiB (nginx and Apache per line, Tomcat for all
+    /// headers), and the `Cookie` header carries the site's other cookies too. A larger
+    /// session fails with the usual [`EncodeError::TooLarge`](crate::EncodeError::TooLarge).
+    #[must_use]
+    pub const fn with_max_total_size(mut self, bytes: usize) -> Self {
+        self.max_total = bytes;
+        self
+    }
+
+    /// The most bytes of JSON a session may hold; a compressed cookie stops inflating
+    /// there. Default [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE) (64 KiB).
+    #[must_use]
+    pub const fn with_max_session_size(mut self, bytes: usize) -> Self {
+        self.max_session = bytes;
         self
     }
 
@@ -455,6 +523,12 @@ impl SessionConfig {
         if self.idle.as_secs() == 0 || self.lifetime.as_secs() == 0 {
             return Err(ConfigError::ZeroDuration);
         }
+        if self.compression == Compression::Requested && self.mode == Mode::Encrypted {
+            return Err(ConfigError::CompressionRevealsLength);
+        }
+        if !(1..=crate::MAX_CHUNKS).contains(&self.max_cookies) {
+            return Err(ConfigError::InvalidMaxCookies(self.max_cookies));
+        }
         Ok(())
     }
 
@@ -476,8 +550,25 @@ impl SessionConfig {
     }
 
     pub(crate) fn codec(&self) -> Codec {
-        Codec::new(self.mode, self.ring.clone()).with_max_size(self.max_size)
+        let codec = Codec::new(self.mode, self.ring.clone())
+            .with_max_size(self.max_size)
+            .with_max_cookies(self.max_cookies)
+            .with_max_total_size(self.max_total)
+            .with_max_session_size(self.max_session);
+        match self.compression {
+            Compression::Off => codec,
+            Compression::Requested => codec.with_compression(),
+            Compression::LeakingLength => codec.with_compression_leaking_length(),
+        }
     }
+}
+
+/// What was asked for about compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    Off,
+    Requested,
+    LeakingLength,
 }
 
 /// Whether `name` starts with a cookie prefix, compared as browsers do: ASCII
@@ -527,6 +618,10 @@ impl fmt::Debug for SessionConfig {
             .field("reissue_older_keys", &self.reissue_older_keys)
             .field("save", &self.save)
             .field("max_size", &self.max_size)
+            .field("compression", &self.compression)
+            .field("max_cookies", &self.max_cookies)
+            .field("max_total", &self.max_total)
+            .field("max_session", &self.max_session)
             .field("token_source", &self.token_source)
             .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))

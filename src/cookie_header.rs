@@ -29,25 +29,51 @@ pub(crate) const MAX_AGE_CAP: Duration = Duration::from_secs(400 * 86_400);
 /// `Cookie::split_parse` gives (a property test below holds it to that), without its cost
 /// on a session-sized header: this splits once with `memchr` (SIMD) and looks at a pair
 /// only if it starts with `name`.
+#[cfg(test)]
 pub(crate) fn find<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Vec<String> {
-    headers
-        .into_iter()
-        .flat_map(|header| {
-            let mut start = 0;
-            memchr::memchr_iter(b';', header)
-                .chain(std::iter::once(header.len()))
-                .map(move |end| {
-                    let pair = header.get(start..end).unwrap_or_default();
-                    start = end + 1;
-                    pair
-                })
-        })
-        .filter_map(|pair| parse_pair(pair).filter(|(n, _)| *n == name.as_bytes()))
-        // A session value is base64url; one that is not UTF-8 stays a candidate, so that it
-        // is rejected (and removed) like any other malformed value.
-        .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-        .take(MAX_CANDIDATES)
-        .collect()
+    find_pieces(headers, name, 1).0
+}
+
+/// [`find`], and with `max_cookies > 1` also the values of the companion cookies of a
+/// session split across cookies (`name.2` to `name.{max_cookies}`), each with its position,
+/// in order (at most [`MAX_CANDIDATES`] per position).
+pub(crate) fn find_pieces<'h>(
+    headers: impl IntoIterator<Item = &'h [u8]>,
+    name: &str,
+    max_cookies: usize,
+) -> (Vec<String>, Vec<(usize, String)>) {
+    let mut candidates = Vec::new();
+    let mut companions: Vec<(usize, String)> = Vec::new();
+    let pairs = headers.into_iter().flat_map(|header| {
+        let mut start = 0;
+        memchr::memchr_iter(b';', header)
+            .chain(std::iter::once(header.len()))
+            .map(move |end| {
+                let pair = header.get(start..end).unwrap_or_default();
+                start = end + 1;
+                pair
+            })
+    });
+    for (found, value) in pairs.filter_map(parse_pair) {
+        let Some(rest) = found.strip_prefix(name.as_bytes()) else {
+            continue;
+        };
+        // A session value is base64url; one that is not UTF-8 stays a candidate, so that
+        // it is rejected (and removed) like any other malformed value.
+        let value = || String::from_utf8_lossy(value).into_owned();
+        match rest {
+            [] if candidates.len() < MAX_CANDIDATES => candidates.push(value()),
+            [b'.', digit @ b'2'..=b'9'] if max_cookies > 1 => {
+                let position = usize::from(digit - b'0');
+                let seen = companions.iter().filter(|(p, _)| *p == position).count();
+                if position <= max_cookies && seen < MAX_CANDIDATES {
+                    companions.push((position, value()));
+                }
+            }
+            _ => {}
+        }
+    }
+    (candidates, companions)
 }
 
 /// A `name=value` pair: split at the first `=`, both sides trimmed of SP and HTAB, the name
@@ -87,7 +113,20 @@ pub(crate) fn set(
     deadline: OffsetDateTime,
     now: OffsetDateTime,
 ) -> String {
-    let mut cookie = base(config, value);
+    set_named(config, &config.name, value, persistence, deadline, now)
+}
+
+/// [`set`] for the cookie `name` (a piece of a split session) with the configured
+/// attributes.
+pub(crate) fn set_named(
+    config: &SessionConfig,
+    name: &str,
+    value: &str,
+    persistence: Persistence,
+    deadline: OffsetDateTime,
+    now: OffsetDateTime,
+) -> String {
+    let mut cookie = base(config, name, value);
     if persistence == Persistence::Persistent {
         let remaining = std::time::Duration::try_from(deadline - now).unwrap_or_default();
         let max_age = remaining.min(MAX_AGE_CAP);
@@ -101,7 +140,12 @@ pub(crate) fn set(
 /// The `Set-Cookie` value that deletes the cookie: the same name and attributes (so it
 /// matches the stored cookie), an empty value, `Max-Age=0` and an `Expires` in the past.
 pub(crate) fn removal(config: &SessionConfig) -> String {
-    let mut cookie = base(config, "");
+    removal_named(config, &config.name)
+}
+
+/// [`removal`] of the cookie `name` (a piece of a split session).
+pub(crate) fn removal_named(config: &SessionConfig, name: &str) -> String {
+    let mut cookie = base(config, name, "");
     cookie.set_max_age(time::Duration::ZERO);
     cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
     cookie.to_string()
@@ -110,7 +154,7 @@ pub(crate) fn removal(config: &SessionConfig) -> String {
 /// The removal of a cookie of this name stored under another `Domain` (`None`: host-only)
 /// and `Path` than the configured ones.
 pub(crate) fn removal_at(config: &SessionConfig, domain: Option<&str>, path: &str) -> String {
-    let mut cookie = base(config, "");
+    let mut cookie = base(config, &config.name, "");
     cookie.unset_domain();
     if let Some(domain) = domain {
         cookie.set_domain(domain);
@@ -121,8 +165,8 @@ pub(crate) fn removal_at(config: &SessionConfig, domain: Option<&str>, path: &st
     cookie.to_string()
 }
 
-fn base<'a>(config: &'a SessionConfig, value: &'a str) -> Cookie<'a> {
-    let mut cookie = Cookie::new(config.name.as_str(), value);
+fn base<'a>(config: &'a SessionConfig, name: &'a str, value: &'a str) -> Cookie<'a> {
+    let mut cookie = Cookie::new(name, value);
     cookie.set_path(config.path.as_str());
     if let Some(domain) = &config.domain {
         cookie.set_domain(domain.as_str());

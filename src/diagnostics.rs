@@ -89,6 +89,10 @@ fn category(error: &crate::error::DecodeError) -> &'static str {
         DecodeError::TooDeep { .. } => "too-deep",
         DecodeError::Payload(_) => "payload",
         DecodeError::InvalidName => "invalid-name",
+        DecodeError::MissingChunk { .. } => "missing-chunk",
+        DecodeError::TooManyChunks { .. } => "too-many-chunks",
+        DecodeError::SessionTooLarge { .. } => "session-too-large",
+        DecodeError::CorruptCompression => "corrupt-compression",
     }
 }
 

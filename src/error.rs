@@ -341,6 +341,12 @@ pub enum ConfigError {
     InvalidRenewThreshold(u8),
     /// The idle timeout and the absolute lifetime must be at least one second.
     ZeroDuration,
+    /// Compression was asked for in encrypted mode without accepting that it makes the
+    /// cookie's length reveal the data's redundancy.
+    CompressionRevealsLength,
+    /// The maximum number of cookies per session is not between 1 and
+    /// [`MAX_CHUNKS`](crate::MAX_CHUNKS).
+    InvalidMaxCookies(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -380,6 +386,15 @@ impl fmt::Display for ConfigError {
             Self::ZeroDuration => {
                 write!(f, "idle timeout and lifetime must be at least one second")
             }
+            Self::CompressionRevealsLength => write!(
+                f,
+                "compression in encrypted mode makes the cookie's length reveal how compressible the data is (CRIME/BREACH); use `with_compression_leaking_length` if no attacker-chosen value shares a session with a secret, or leave compression off"
+            ),
+            Self::InvalidMaxCookies(n) => write!(
+                f,
+                "a session can be split across 1 to {} cookies, not {n}",
+                crate::MAX_CHUNKS
+            ),
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Pieces};
 use crate::config::{SaveMode, SessionConfig, TouchPolicy};
 use crate::cookie_header;
 use crate::diagnostics;
@@ -69,10 +69,14 @@ impl Sessions {
         cookie_headers: impl IntoIterator<Item = &'h [u8]>,
         now: OffsetDateTime,
     ) -> Session {
+        let config = &self.inner.config;
+        let (candidates, companions) =
+            cookie_header::find_pieces(cookie_headers, &config.name, config.max_cookies);
         Session {
             sessions: self.clone(),
             now,
-            candidates: cookie_header::find(cookie_headers, &self.inner.config.name),
+            candidates,
+            companions,
             state: OnceCell::new(),
             server_side: false,
             store_key_cache: std::cell::Cell::new(None),
@@ -171,6 +175,9 @@ pub struct Session {
     pub(crate) sessions: Sessions,
     pub(crate) now: OffsetDateTime,
     candidates: Vec<String>,
+    /// The further pieces of a session split across cookies (`name.2`, ...), with their
+    /// positions; empty unless the configuration splits sessions.
+    companions: Vec<(usize, String)>,
     /// Decoded on first use, through `&self` as well: reads need no `&mut`.
     pub(crate) state: OnceCell<State>,
     /// Server-side: the cookie carries only the id, the data comes from a store (see the
@@ -240,7 +247,14 @@ impl Session {
 
     pub(crate) fn state(&self) -> &State {
         self.state
-            .get_or_init(|| decode(&self.sessions, &self.candidates, self.now))
+            .get_or_init(|| {
+                decode(
+                    &self.sessions,
+                    &self.candidates,
+                    &self.companions,
+                    self.now,
+                )
+            })
     }
 
     pub(crate) fn state_mut(&mut self) -> &mut State {
@@ -464,10 +478,10 @@ impl Session {
 
         let action = if persist.is_empty() {
             // Empty sessions are never stored; an existing cookie is removed.
-            if self.candidates.is_empty() {
-                CookieAction::Keep
+            if self.candidates.is_empty() && self.companions.is_empty() {
+                Action::Keep
             } else {
-                CookieAction::Remove(cookie_header::removal(config))
+                Action::Remove(cookie_header::removal(config))
             }
         } else {
             match state.stamp {
@@ -491,7 +505,7 @@ impl Session {
                             // The request outlived the session (loaded before its absolute
                             // deadline, finished after it): nothing valid is left to store.
                             Err(EncodeError::LifetimeOver) => {
-                                CookieAction::Remove(cookie_header::removal(config))
+                                Action::Remove(cookie_header::removal(config))
                             }
                             Err(error) => return Err(error.into()),
                             Ok(renewed) => match set(inner, &state, persist, &renewed, now) {
@@ -505,22 +519,37 @@ impl Session {
                                         size,
                                         limit,
                                     );
-                                    CookieAction::Keep
+                                    Action::Keep
                                 }
                                 other => other.map_err(|e| report(config, persist, e))?,
                             },
                         }
                     } else {
-                        CookieAction::Keep
+                        Action::Keep
                     }
                 }
             }
         };
         let removals = match &action {
-            CookieAction::Keep => Vec::new(),
+            Action::Keep => Vec::new(),
             _ => stray_removal(config, &state.stray).into_iter().collect(),
         };
-        Ok(Decision::accessed(action, removals))
+        let (action, pieces) = match action {
+            Action::Set { first, more } => (CookieAction::Set(first), more),
+            Action::Remove(removal) => (CookieAction::Remove(removal), Vec::new()),
+            Action::Keep => (CookieAction::Keep, Vec::new()),
+        };
+        let chunks = match &action {
+            CookieAction::Keep => Vec::new(),
+            // Pieces the request brought beyond those now written are removed: a session
+            // that shrank, or one deleted.
+            _ => stale_pieces(config, &self.companions, pieces.len() + 1)
+                .fold(pieces, |mut all, removal| {
+                    all.push(removal);
+                    all
+                }),
+        };
+        Ok(Decision::accessed(action, removals).with_chunks(chunks))
     }
 }
 
@@ -534,23 +563,57 @@ fn report(config: &SessionConfig, persist: &LazyMap, error: EncodeError) -> Enco
     error
 }
 
-/// The `Set-Cookie` that stores `persist` under `stamp`.
+/// What `finish` decided for the session's cookie(s), before it becomes a [`Decision`].
+enum Action {
+    Keep,
+    /// The `Set-Cookie` of the cookie `name`, and those of the further pieces of a session
+    /// split across cookies.
+    Set { first: String, more: Vec<String> },
+    Remove(String),
+}
+
+/// The `Set-Cookie`s that store `persist` under `stamp`.
 fn set(
     inner: &Inner,
     state: &State,
     persist: &LazyMap,
     stamp: &Stamp,
     now: OffsetDateTime,
-) -> Result<CookieAction, EncodeError> {
+) -> Result<Action, EncodeError> {
     let stamp = stamp.with_persistence(state.persistence);
     let value = encode(inner, state, persist, &stamp, now)?;
-    Ok(CookieAction::Set(cookie_header::set(
-        &inner.config,
-        &value,
-        state.persistence.unwrap_or(inner.config.persistence),
-        stamp.idle_deadline(),
+    let config = &inner.config;
+    let persistence = state.persistence.unwrap_or(config.persistence);
+    let deadline = stamp.idle_deadline();
+    let mut pieces = value.iter();
+    let first = cookie_header::set(
+        config,
+        pieces.next().unwrap_or_default(),
+        persistence,
+        deadline,
         now,
-    )))
+    );
+    let more = pieces
+        .enumerate()
+        .map(|(index, piece)| {
+            let name = crate::format::chunk_name(&config.name, index + 2);
+            cookie_header::set_named(config, &name, piece, persistence, deadline, now)
+        })
+        .collect();
+    Ok(Action::Set { first, more })
+}
+
+/// The removals of the pieces the request brought at positions `from` and after.
+fn stale_pieces<'a>(
+    config: &'a SessionConfig,
+    companions: &'a [(usize, String)],
+    from: usize,
+) -> impl Iterator<Item = String> + 'a {
+    (from.max(2)..=crate::MAX_CHUNKS)
+        .filter(move |position| companions.iter().any(|(p, _)| p == position))
+        .map(move |position| {
+            cookie_header::removal_named(config, &crate::format::chunk_name(&config.name, position))
+        })
 }
 
 /// Whether a read-only request re-issues under this policy.
@@ -576,7 +639,12 @@ fn touch_due(
 /// Tries the candidates in order; the first authentic, unexpired, unrevoked one wins.
 /// Otherwise the most telling failure is reported: revoked over expired over invalid, the
 /// first of equals.
-fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> State {
+fn decode(
+    sessions: &Sessions,
+    candidates: &[String],
+    companions: &[(usize, String)],
+    now: OffsetDateTime,
+) -> State {
     let inner = &sessions.inner;
     let mut outcome = LoadOutcome::New;
     let mut rejection = None;
@@ -588,7 +656,7 @@ fn decode(sessions: &Sessions, candidates: &[String], now: OffsetDateTime) -> St
         }
     };
     for value in candidates {
-        match open(inner, value, now) {
+        match open(inner, value, companions, now) {
             Ok(opened) => {
                 let revoked = inner.config.revocation.as_ref().is_some_and(|check| {
                     check(&crate::config::Revocable {
@@ -687,10 +755,19 @@ impl From<DecodeError> for Rejected {
 
 /// Decodes one candidate value: the native format, then (with the `beaker` feature and a
 /// Beaker configuration) Beaker's, for values that are not native-format at all.
-fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejected> {
-    let native = inner
-        .codec
-        .decode_json(&inner.config.name, value, now, LazyMap::parse);
+fn open(
+    inner: &Inner,
+    value: &str,
+    companions: &[(usize, String)],
+    now: OffsetDateTime,
+) -> Result<Opened, Rejected> {
+    let native = if companions.is_empty() {
+        inner
+            .codec
+            .decode_json(&inner.config.name, value, now, LazyMap::parse)
+    } else {
+        open_pieces(inner, value, companions, now)
+    };
     // A value that is not in the native format at all may be in the other one.
     if let (Err(DecodeError::Malformed | DecodeError::UnsupportedVersion(_)), Some(format)) =
         (&native, &inner.config.legacy)
@@ -721,6 +798,54 @@ fn open(inner: &Inner, value: &str, now: OffsetDateTime) -> Result<Opened, Rejec
     })
 }
 
+/// Decodes `first` with the further pieces the request brought. Where a position came more
+/// than once (copies under other paths or domains), the combinations are tried in order,
+/// at most [`cookie_header::MAX_CANDIDATES`]; the first that authenticates wins, else the
+/// first one's error is reported.
+fn open_pieces(
+    inner: &Inner,
+    first: &str,
+    companions: &[(usize, String)],
+    now: OffsetDateTime,
+) -> Result<crate::codec::Opened<LazyMap>, DecodeError> {
+    let mut sets: Vec<Vec<&str>> = vec![vec![first]];
+    for position in 2..=crate::MAX_CHUNKS {
+        let here: Vec<&str> = companions
+            .iter()
+            .filter(|(p, _)| *p == position)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if here.is_empty() {
+            // Pieces after a gap cannot be used: the value is read only in order.
+            break;
+        }
+        sets = sets
+            .iter()
+            .flat_map(|set| {
+                here.iter().map(move |piece| {
+                    let mut longer = set.clone();
+                    longer.push(piece);
+                    longer
+                })
+            })
+            .take(cookie_header::MAX_CANDIDATES)
+            .collect();
+    }
+    let mut first_error = None;
+    for pieces in &sets {
+        match inner
+            .codec
+            .decode_pieces(&inner.config.name, pieces, now, LazyMap::parse)
+        {
+            Ok(opened) => return Ok(opened),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(DecodeError::Malformed))
+}
+
 /// The removal of the session cookie at a stray location.
 fn stray_removal(config: &SessionConfig, stray: &Stray) -> Option<String> {
     let (domain, path) = stray.as_ref()?;
@@ -741,23 +866,25 @@ fn encode(
     persist: &LazyMap,
     stamp: &Stamp,
     now: OffsetDateTime,
-) -> Result<String, EncodeError> {
+) -> Result<Pieces, EncodeError> {
     if let Some(format) = inner.config.legacy.as_ref().filter(|f| f.writes()) {
         // Keep the format's own state of the session, unless it was regenerated or is new.
         let loaded = state.legacy.as_deref().filter(|_| !state.regenerated);
         let relocate = state.stray.is_some();
-        return format.encode(
-            persist,
-            stamp.id(),
-            loaded,
-            now,
-            &inner.config.place(),
-            relocate,
-        );
+        return format
+            .encode(
+                persist,
+                stamp.id(),
+                loaded,
+                now,
+                &inner.config.place(),
+                relocate,
+            )
+            .map(Pieces::single);
     }
     inner
         .codec
-        .encode_json(&inner.config.name, stamp, |buf| persist.write_json(buf))
+        .encode_pieces(&inner.config.name, stamp, |buf| persist.write_json(buf))
 }
 
 fn value_error(key: &str, source: serde_json::Error) -> SessionError {
@@ -798,6 +925,12 @@ pub enum CookieAction {
 pub struct Decision {
     /// What to do with the cookie.
     pub cookie: CookieAction,
+    /// With a session split across cookies
+    /// ([`SessionConfig::with_max_cookies`](crate::SessionConfig::with_max_cookies)): the
+    /// `Set-Cookie` header values of its further pieces (`name.2`, ...) in order, then the
+    /// removals of pieces the request brought that the session no longer needs. Empty
+    /// otherwise.
+    pub chunks: Vec<String>,
     /// Further `Set-Cookie` header values that delete other copies of the session cookie,
     /// sent with [`cookie`](Self::cookie): a Beaker cookie stored under another `Domain` or
     /// `Path` than the configured ones, which would otherwise shadow the new cookie or
@@ -817,6 +950,7 @@ impl Decision {
     pub(crate) fn untouched() -> Self {
         Self {
             cookie: CookieAction::Keep,
+            chunks: Vec::new(),
             removals: Vec::new(),
             vary_cookie: false,
             cache_private: false,
@@ -827,10 +961,18 @@ impl Decision {
         let sends = cookie != CookieAction::Keep || !removals.is_empty();
         Self {
             cookie,
+            chunks: Vec::new(),
             removals,
             vary_cookie: true,
             cache_private: sends,
         }
+    }
+
+    /// Adds the `Set-Cookie`s of a split session's further pieces.
+    pub(crate) fn with_chunks(mut self, chunks: Vec<String>) -> Self {
+        self.cache_private |= !chunks.is_empty();
+        self.chunks = chunks;
+        self
     }
 
     /// The `Set-Cookie` header value of [`cookie`](Self::cookie), if any.
@@ -843,10 +985,11 @@ impl Decision {
     }
 
     /// Every `Set-Cookie` header value to send: [`set_cookie`](Self::set_cookie), then the
-    /// [`removals`](Self::removals).
+    /// [`chunks`](Self::chunks), then the [`removals`](Self::removals).
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
         self.set_cookie()
             .into_iter()
+            .chain(self.chunks.iter().map(String::as_str))
             .chain(self.removals.iter().map(String::as_str))
     }
 
