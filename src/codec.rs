@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use crate::error::{DecodeError, EncodeError};
 use crate::compression::{self, InflateError};
+use crate::error::{DecodeError, EncodeError};
 use crate::format::{self, GCM_TAG_LEN, Header, MAX_CHUNKS, Mode};
 use crate::json;
 use crate::key::{KeyAge, KeyId, KeyRing, Prepared};
@@ -422,9 +422,7 @@ impl Codec {
         if !format::is_valid_name(name) {
             return Err(EncodeError::InvalidName);
         }
-        with_scratch(|buf| {
-            self.encode_into(buf, name, write_json, stamp, max_cookies, fill_nonce)
-        })
+        with_scratch(|buf| self.encode_into(buf, name, write_json, stamp, max_cookies, fill_nonce))
     }
 
     fn encode_into(
@@ -549,7 +547,10 @@ impl Codec {
         if count > max_cookies {
             return Err(EncodeError::TooLarge {
                 size,
-                limit: self.max_size.saturating_mul(max_cookies).min(self.max_total),
+                limit: self
+                    .max_size
+                    .saturating_mul(max_cookies)
+                    .min(self.max_total),
             });
         }
         if size > self.max_total {
@@ -825,10 +826,16 @@ mod tests {
                 continue;
             }
             let ring = KeyRing::new(Key::from_base64url(v["key"].as_str().unwrap()).unwrap());
-            let max_cookies = v["max_cookies"].as_u64().map_or(1, |n| n as usize);
+            let max_cookies = v["max_cookies"]
+                .as_u64()
+                .map_or(1, |n| usize::try_from(n).unwrap());
             let codec = Codec::new(Mode::Encrypted, ring)
                 .with_max_cookies(max_cookies)
-                .with_max_total_size(v["max_total"].as_u64().map_or(DEFAULT_MAX_TOTAL_SIZE, |n| n as usize));
+                .with_max_total_size(
+                    v["max_total"]
+                        .as_u64()
+                        .map_or(DEFAULT_MAX_TOTAL_SIZE, |n| usize::try_from(n).unwrap()),
+                );
             let stamp = Stamp {
                 id: crate::SessionId(hex(v["session_id"].as_str().unwrap()).try_into().unwrap()),
                 issued_at: v["issued_at"].as_u64().unwrap(),

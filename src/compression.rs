@@ -130,7 +130,9 @@ mod tests {
     use super::*;
 
     fn json(n: usize) -> Vec<u8> {
-        let items: Vec<String> = (0..n).map(|i| format!("{{\"sku\":\"SKU-{i}\",\"qty\":1}}")).collect();
+        let items: Vec<String> = (0..n)
+            .map(|i| format!("{{\"sku\":\"SKU-{i}\",\"qty\":1}}"))
+            .collect();
         format!("[{}]", items.join(",")).into_bytes()
     }
 
@@ -171,7 +173,10 @@ mod tests {
         assert!(compress(&input, &mut packed));
         assert!(packed.len() < 2048, "a megabyte of one letter packs small");
         let mut out = b"x".to_vec();
-        assert_eq!(inflate(&packed, &mut out, 65_536), Err(InflateError::TooLarge));
+        assert_eq!(
+            inflate(&packed, &mut out, 65_536),
+            Err(InflateError::TooLarge)
+        );
         assert_eq!(out, b"x");
         assert!(out.capacity() <= 65_538 + 1, "grew to {}", out.capacity());
         // Exactly at the limit is fine.
@@ -195,8 +200,14 @@ mod tests {
         }
         let mut trailing = packed.clone();
         trailing.push(0);
-        assert_eq!(inflate(&trailing, &mut out, 1 << 16), Err(InflateError::Corrupt));
-        assert_eq!(inflate(&[0xff; 40], &mut out, 1 << 16), Err(InflateError::Corrupt));
+        assert_eq!(
+            inflate(&trailing, &mut out, 1 << 16),
+            Err(InflateError::Corrupt)
+        );
+        assert_eq!(
+            inflate(&[0xff; 40], &mut out, 1 << 16),
+            Err(InflateError::Corrupt)
+        );
         assert!(out.is_empty());
     }
 }

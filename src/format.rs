@@ -192,9 +192,7 @@ impl Header {
         let persistence = match flags & (FLAG_PERSISTENCE_SET | FLAG_PERSISTENT) {
             0 => None,
             FLAG_PERSISTENCE_SET => Some(Persistence::BrowserSession),
-            both if both == FLAG_PERSISTENCE_SET | FLAG_PERSISTENT => {
-                Some(Persistence::Persistent)
-            }
+            both if both == FLAG_PERSISTENCE_SET | FLAG_PERSISTENT => Some(Persistence::Persistent),
             _ => return Err(DecodeError::Malformed),
         };
         Ok(Self {

@@ -247,14 +247,7 @@ impl Session {
 
     pub(crate) fn state(&self) -> &State {
         self.state
-            .get_or_init(|| {
-                decode(
-                    &self.sessions,
-                    &self.candidates,
-                    &self.companions,
-                    self.now,
-                )
-            })
+            .get_or_init(|| decode(&self.sessions, &self.candidates, &self.companions, self.now))
     }
 
     pub(crate) fn state_mut(&mut self) -> &mut State {
@@ -543,11 +536,13 @@ impl Session {
             CookieAction::Keep => Vec::new(),
             // Pieces the request brought beyond those now written are removed: a session
             // that shrank, or one deleted.
-            _ => stale_pieces(config, &self.companions, pieces.len() + 1)
-                .fold(pieces, |mut all, removal| {
+            _ => stale_pieces(config, &self.companions, pieces.len() + 1).fold(
+                pieces,
+                |mut all, removal| {
                     all.push(removal);
                     all
-                }),
+                },
+            ),
         };
         Ok(Decision::accessed(action, removals).with_chunks(chunks))
     }
@@ -568,7 +563,10 @@ enum Action {
     Keep,
     /// The `Set-Cookie` of the cookie `name`, and those of the further pieces of a session
     /// split across cookies.
-    Set { first: String, more: Vec<String> },
+    Set {
+        first: String,
+        more: Vec<String>,
+    },
     Remove(String),
 }
 

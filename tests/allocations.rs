@@ -59,4 +59,28 @@ fn encode_allocates_its_result_only_and_a_read_only_request_a_handful() {
         // The full map alone would take 57 (one per key, string and container).
         assert!(read_only <= 10, "{mode}: read-only request: {read_only}");
     }
+
+    // A compressed cookie that inflates to a megabyte (made by a key holder with a codec
+    // that allows it) costs a reader with the default 64 KiB limit about that limit, not
+    // the megabyte: the inflater's buffer grows in steps and stops at the limit.
+    let bomb = serde_json::json!({ "a": "a".repeat(1 << 20) });
+    for mode in MODES {
+        let value = codec(mode)
+            .with_compression_leaking_length()
+            .with_max_session_size(2 << 20)
+            .encode("sid", &bomb, &stamp())
+            .unwrap();
+        let reader = codec(mode);
+        let mut bytes = usize::MAX;
+        for _ in 0..3 {
+            let region = Region::new(GLOBAL);
+            let result = reader.decode::<Value>("sid", &value, at(T0 + 1));
+            bytes = bytes.min(region.change().bytes_allocated);
+            assert!(matches!(
+                result,
+                Err(cookie_session::DecodeError::SessionTooLarge { limit: 65_536 })
+            ));
+        }
+        assert!(bytes < 4 * 65_536, "{mode}: {bytes} bytes allocated");
+    }
 }

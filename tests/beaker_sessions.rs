@@ -474,6 +474,48 @@ fn an_upgrade_that_does_not_fit_keeps_the_visitor_on_the_beaker_cookie() {
 }
 
 #[test]
+fn with_compression_the_same_beaker_session_upgrades_to_one_compressed_native_cookie() {
+    // The session of the test above: over 4.4 KB of JSON, which the uncompressed native
+    // format cannot hold.
+    let mut data = serde_json::Map::new();
+    for i in 0..70 {
+        data.insert(
+            format!("preference_{i:02}"),
+            "light-theme,compact,en-GB,".repeat(2).into(),
+        );
+    }
+    let value = beaker_value_with(data.clone(), T0 - HOUR, T0 - 60, None, "/");
+    for mode in [Mode::Signed, Mode::Encrypted] {
+        let config = SessionConfig::new(mode, KeyRing::new(key(1)))
+            .with_name("myproject")
+            .with_beaker(signed_format(), BeakerMigration::UpgradeToNative);
+        let sessions = match mode {
+            Mode::Signed => config.with_compression(),
+            _ => config.with_compression_leaking_length(),
+        }
+        .build()
+        .unwrap();
+        let session = sessions.load([format!("myproject={value}").as_str()], at(T0));
+        assert_eq!(session.outcome(), LoadOutcome::LoadedBeaker);
+        let d = session.finish(at(T0)).unwrap();
+        let header = d.set_cookie().expect("the upgrade is sent");
+        assert_eq!(d.chunks, Vec::<String>::new(), "one cookie is enough");
+        let pair = header.split(';').next().unwrap();
+        let native = pair.strip_prefix("myproject=").unwrap();
+        assert!(pair.len() <= 4096, "{}", pair.len());
+        let seen = cookie_session::inspect(native).unwrap();
+        assert!(seen.compressed, "{mode}");
+
+        // The next request reads the native cookie, with every value intact.
+        let session = sessions.load([pair], at(T0 + 1));
+        assert_eq!(session.outcome(), LoadOutcome::Loaded);
+        for (k, v) in &data {
+            assert_eq!(session.get::<Value>(k).unwrap().as_ref(), Some(v), "{k}");
+        }
+    }
+}
+
+#[test]
 fn a_beaker_id_that_is_not_hex_gets_a_stable_session_id_and_is_kept() {
     let mut cookie = BeakerCookie::new(serde_json::Map::new(), at(T0 - 60));
     cookie.data.insert("user".into(), "alice".into());
