@@ -46,6 +46,25 @@ fn main() {
             &[&[0u8][..], &envelope].concat(),
         );
     }
+    // A value split across three cookies, compressed in part, for the `pieces` target.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: String = (0..9000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x % 36) as usize])
+        })
+        .collect();
+    let big = json!({"notes": noise, "pad": "ab".repeat(400), "user_id": 7});
+    for (codec, mode) in cookie_session_fuzz::PIECE_CODECS
+        .iter()
+        .zip(["signed", "encrypted"])
+    {
+        let pieces = codec.encode_chunks(NAME, &big, &stamp).expect("encodes");
+        assert!(pieces.len() > 1, "the seed is split");
+        write("pieces", mode, pieces.join("\n").as_bytes());
+    }
     let vectors: serde_json::Value =
         serde_json::from_str(include_str!("../../tests/vectors/v1.json")).expect("vectors");
     for (i, v) in vectors["vectors"]

@@ -41,6 +41,30 @@ pub static CODECS: LazyLock<[Codec; 2]> = LazyLock::new(|| {
     ]
 });
 
+/// Codecs that compress (in encrypted mode too) and split values across up to four
+/// cookies, for the `pieces` target.
+pub static PIECE_CODECS: LazyLock<[Codec; 2]> = LazyLock::new(|| {
+    [Mode::Signed, Mode::Encrypted].map(|mode| {
+        Codec::new(mode, ring())
+            .with_compression_leaking_length()
+            .with_max_cookies(4)
+            .with_max_total_size(16_384)
+    })
+});
+
+/// Sessions configured like [`PIECE_CODECS`].
+pub static PIECE_SESSIONS: LazyLock<[Sessions; 2]> = LazyLock::new(|| {
+    [Mode::Signed, Mode::Encrypted].map(|mode| {
+        SessionConfig::new(mode, ring())
+            .with_name(NAME)
+            .with_compression_leaking_length()
+            .with_max_cookies(4)
+            .with_max_total_size(16_384)
+            .build()
+            .expect("a valid configuration")
+    })
+});
+
 /// Sessions in both modes: default attributes plus Domain and Partitioned (so removals
 /// have every attribute to match), a token source, on-change touch.
 pub static SESSIONS: LazyLock<[Sessions; 2]> = LazyLock::new(|| {
