@@ -7,7 +7,8 @@
 //! encrypted cookie), or server-side: `memory` (in this process), `sqlite:PATH`,
 //! `files:DIR`, `memcached:HOST:PORT`, and, built with the demo's `postgres` / `redis`
 //! features, `postgres://...` / `redis://...` (swept in the background where the store
-//! does not expire records itself).
+//! does not expire records itself). `SESSION_COOKIES=N` (2 to 8) lets a cookie session
+//! grow across up to N cookies (`demo-session`, `demo-session.2`, ...; 16 KiB in all).
 //!
 //! Routes: `GET /` counts visits (writes) and shows flash messages, `POST /login` (`user`,
 //! optional `remember`) regenerates the session and stores the user, `POST /note` (`text`)
@@ -46,13 +47,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Key::generate()?
         }
     };
+    let cookies = match std::env::var("SESSION_COOKIES") {
+        Ok(n) => n.parse::<usize>()?,
+        Err(_) => 1,
+    };
     let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(key))
         .with_name("demo-session")
         .with_insecure_http_for_local_development()
         .with_idle_timeout(Duration::from_secs(20 * 60))
         .with_touch_policy(TouchPolicy::SLIDING)
+        .with_max_cookies(cookies)
+        .with_max_total_size(16 * 1024)
         .build()?;
     eprintln!("NOTE: plain-HTTP development mode: the cookie is sent without `Secure`.");
+    if cookies > 1 {
+        eprintln!("NOTE: a cookie session may be split across up to {cookies} cookies.");
+    }
 
     let layer = SessionLayer::new(sessions);
     let store = std::env::var("SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());

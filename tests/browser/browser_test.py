@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drive headless Chromium (through ChromeDriver's W3C WebDriver API) against the demo.
 
-    browser_test.py DEMO_URL [cookie|server-side]
+    browser_test.py DEMO_URL [cookie|chunked|server-side]
 
 Proves, in the browser's real cookie store, that the session cookie is stored and sent back
 with the configured attributes, that a read-only page does not rewrite it, that logout
@@ -9,7 +9,9 @@ removes it, and that a session at the largest size this crate accepts is stored 
 cookie one byte over the browser's limit is dropped. In server-side mode (the demo with
 SESSION_STORE=sqlite:...) the size checks give way to what only server-side sessions do: a
 session far larger than a cookie, and a logout after which the replayed old cookie finds
-nothing. Standard library only.
+nothing. In chunked mode (the demo with SESSION_COOKIES=4) a 10 KB session is stored across
+four cookies and sent back whole, and when it shrinks the stale pieces leave the browser's
+cookie store. Standard library only.
 """
 
 import json
@@ -138,7 +140,7 @@ def main(url, mode="cookie"):
               after.get("value") not in (None, before), text)
         # A cookie session's cookie expires with its idle deadline; a server-side one's with
         # the 14-day lifetime (idleness is the record's expiry, renewed without a cookie).
-        low, high = (1100, 1201) if mode == "cookie" else (1209500, 1209601)
+        low, high = (1209500, 1209601) if mode == "server-side" else (1100, 1201)
         remaining = after.get("expiry", 0) - time.time()
         check("'remember me': persistent, expiring with the session's deadline",
               low < remaining <= high, remaining)
@@ -151,8 +153,8 @@ def main(url, mode="cookie"):
         wd.go(url + "me")
         check("the session knows the user", '"user":"ada"' in wd.text(), wd.text())
 
-        if mode == "server-side":
-            server_side_checks(wd, url, check)
+        if mode in ("server-side", "chunked"):
+            (server_side_checks if mode == "server-side" else chunked_checks)(wd, url, check)
             passed, failed = results.count(True), results.count(False)
             print(f"{passed} passed, {failed} failed")
             return 1 if failed else 0
@@ -190,6 +192,44 @@ def main(url, mode="cookie"):
     passed, failed = results.count(True), results.count(False)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def chunked_checks(wd, url, check):
+    """A session larger than a cookie, split across several: stored, sent back whole, and
+    the pieces it no longer needs removed from the browser."""
+    pieces = [NAME] + [f"{NAME}.{i}" for i in range(2, 5)]
+    note = "n" * 10_000
+    text = wd.submit(url, "/note", "text", note)
+    check("a 10 KB note is saved in a chunked cookie session", "Saved a note of 10000 bytes" in text, text)
+    jar = wd.cookies()
+    present = [n for n in pieces if n in jar]
+    check("the browser stores all four pieces", present == pieces, sorted(jar))
+    sizes = [len(n) + len(jar[n]["value"]) for n in present]
+    check("each piece is within the browser's 4096-byte limit",
+          all(s <= BROWSER_LIMIT for s in sizes), sizes)
+    check("the pieces carry the session's attributes",
+          all(jar[n].get("httpOnly") is True and jar[n].get("path") == "/" for n in present))
+    expiries = [jar[n].get("expiry") for n in present]
+    check("and expire with it ('remember me' was ticked at login)",
+          None not in expiries and max(expiries) - min(expiries) <= 2, expiries)
+    wd.go(url + "me")
+    check("the whole note comes back from the pieces", note in wd.text())
+    before = {n: jar[n]["value"] for n in present}
+    wd.go(url + "me")
+    check("a read-only page rewrites no piece",
+          {n: c["value"] for n, c in wd.cookies().items() if n in pieces} == before)
+
+    wd.submit(url, "/note", "text", "short")
+    jar = wd.cookies()
+    check("after the session shrinks the stale pieces are gone",
+          [n for n in pieces if n in jar] == [NAME], sorted(jar))
+    wd.go(url + "me")
+    check("and the session reads from the one cookie", '"note":"short"' in wd.text(), wd.text())
+
+    wd.submit(url, "/note", "text", note)
+    wd.submit(url, "/logout")
+    jar = wd.cookies()
+    check("logout removes every piece", not any(n in jar for n in pieces), sorted(jar))
 
 
 def server_side_checks(wd, url, check):
