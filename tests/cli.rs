@@ -218,6 +218,26 @@ fn inspect_shows_the_header_and_only_a_signed_payload() {
 }
 
 #[test]
+fn inspect_inflates_a_compressed_signed_payload_and_names_the_flags() {
+    let vectors: Value = serde_json::from_str(include_str!("vectors/v2.json")).unwrap();
+    let v = vectors["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "signed-compressed")
+        .unwrap();
+    let seen: Value = serde_json::from_str(&stdout(&run(
+        &["inspect", "--", v["value"].as_str().unwrap()],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(seen["compressed"], true);
+    assert_eq!(seen["chunks"], 1);
+    let payload: Value = serde_json::from_str(v["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["payload"], payload);
+}
+
+#[test]
 fn rejected_cookies_exit_1_with_the_reason_on_stderr() {
     let key = format!("--key={}", keygen());
     let other_key = format!("--key={}", keygen());

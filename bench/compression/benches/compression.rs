@@ -30,9 +30,7 @@ thread_local! {
         std::cell::RefCell::new(Box::default());
 }
 
-use miniz_oxide::deflate::core::{
-    CompressorOxide, TDEFLFlush, TDEFLStatus, compress,
-};
+use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
@@ -84,7 +82,8 @@ fn zlib_rs(level: u8) -> Compress {
         ZCOMPRESS.with(|c| {
             let mut c = c.borrow_mut();
             c.reset();
-            c.set_level(flate2::Compression::new(level.into())).expect("level");
+            c.set_level(flate2::Compression::new(level.into()))
+                .expect("level");
             let mut out = Vec::with_capacity(data.len() + 64);
             let status = c
                 .compress_vec(data, &mut out, flate2::FlushCompress::Finish)
@@ -152,7 +151,12 @@ fn payloads() -> Vec<(String, Vec<u8>)> {
         serde_json::from_str(include_str!("../../../benches/payloads.json")).expect("payloads");
     let mut out: Vec<(String, Vec<u8>)> = ["small", "medium", "large"]
         .iter()
-        .map(|name| (name.to_string(), serde_json::to_vec(&all[name]).expect("json")))
+        .map(|name| {
+            (
+                name.to_string(),
+                serde_json::to_vec(&all[name]).expect("json"),
+            )
+        })
         .collect();
     // The size of a Beaker session that needs compression to fit one cookie: the large
     // payload with a further 16 cart lines (about 4.5 KB).

@@ -384,8 +384,22 @@ fn persistence(p: Option<Persistence>) -> Value {
 }
 
 fn inspection_json(seen: &Inspection) -> Value {
-    // A genuine signed payload is JSON; anything else is shown as (lossy) text.
+    // A genuine signed payload is JSON (or its raw deflate, inflated here up to 1 MiB: the
+    // data is unverified); anything else is shown as (lossy) text.
     let payload = seen.payload.as_ref().map(|bytes| {
+        let mut inflated = Vec::new();
+        let bytes = if seen.compressed {
+            let reader = flate2::read::DeflateDecoder::new(&bytes[..]);
+            match std::io::Read::read_to_end(
+                &mut std::io::Read::take(reader, 1 << 20),
+                &mut inflated,
+            ) {
+                Ok(_) => &inflated[..],
+                Err(_) => &bytes[..],
+            }
+        } else {
+            &bytes[..]
+        };
         serde_json::from_slice::<Value>(bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
     });
@@ -396,6 +410,8 @@ fn inspection_json(seen: &Inspection) -> Value {
         "key_id": seen.key_id.to_string(),
         "session_id": seen.session_id.to_string(),
         "persistence": persistence(seen.persistence),
+        "compressed": seen.compressed,
+        "chunks": seen.chunks,
         "issued_at": seen.issued_at,
         "issued_at_rfc3339": rfc3339(seen.issued_at),
         "idle_deadline": seen.idle_deadline,
