@@ -529,3 +529,74 @@ async fn opt_in_the_store_being_down_serves_an_empty_read_only_session() {
         "the session survived"
     );
 }
+
+#[tokio::test]
+async fn the_layer_sends_every_piece_of_a_split_session_and_removes_stale_ones() {
+    let sessions = config(Mode::Signed)
+        .with_max_cookies(4)
+        .with_max_total_size(16_384)
+        .build()
+        .unwrap();
+    let mut app = Router::new()
+        .route(
+            "/big",
+            get(|s: SessionHandle| async move {
+                // 9,000 characters that do not compress (and compression is off anyway).
+                let blob: String = (0..9000u32)
+                    .map(|i| char::from(b'a' + u8::try_from(i * 7 % 26).unwrap()))
+                    .collect();
+                s.insert("blob", &blob).unwrap();
+                "ok"
+            }),
+        )
+        .route(
+            "/small",
+            get(|s: SessionHandle| async move {
+                s.remove("blob");
+                s.insert("a", &1).unwrap();
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::new(sessions));
+    let names = |response: &Response<Body>| -> Vec<(String, bool)> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| {
+                let v = v.to_str().unwrap();
+                let name = v.split('=').next().unwrap().to_owned();
+                (name, v.contains("Max-Age=0"))
+            })
+            .collect()
+    };
+    let response = call(&mut app, Request::get("/big").body(Body::empty()).unwrap()).await;
+    let sent = names(&response);
+    assert_eq!(
+        sent,
+        [("sid", false), ("sid.2", false), ("sid.3", false)]
+            .map(|(n, r)| (n.to_owned(), r))
+            .to_vec()
+    );
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let response = call(
+        &mut app,
+        Request::get("/small")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        names(&response),
+        [("sid", false), ("sid.2", true), ("sid.3", true)]
+            .map(|(n, r)| (n.to_owned(), r))
+            .to_vec()
+    );
+}
