@@ -552,7 +552,7 @@ async fn the_layer_sends_every_piece_of_a_split_session_and_removes_stale_ones()
         .route(
             "/small",
             get(|s: SessionHandle| async move {
-                s.remove("blob");
+                s.remove("blob").unwrap();
                 s.insert("a", &1).unwrap();
                 "ok"
             }),
