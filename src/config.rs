@@ -167,7 +167,10 @@ pub struct SessionConfig {
     pub(crate) max_cookies: usize,
     pub(crate) max_total: usize,
     pub(crate) max_session: usize,
-    pub(crate) token_source: bool,
+    /// The request parameter that may carry the session (off: `None`).
+    pub(crate) token: Option<String>,
+    pub(crate) token_order: TokenOrder,
+    pub(crate) max_form: usize,
     pub(crate) revocation: Option<RevocationCheck>,
     /// Another cookie format sessions are also read from (and maybe written in).
     pub(crate) legacy: Option<Arc<dyn LegacyFormat>>,
@@ -204,7 +207,9 @@ impl SessionConfig {
             max_cookies: 1,
             max_total: crate::codec::DEFAULT_MAX_TOTAL_SIZE,
             max_session: crate::codec::DEFAULT_MAX_SESSION_SIZE,
-            token_source: false,
+            token: None,
+            token_order: TokenOrder::CookieFirst,
+            max_form: DEFAULT_MAX_FORM_SIZE,
             revocation: None,
             legacy: None,
             seal_store: false,
@@ -390,14 +395,42 @@ impl SessionConfig {
         self
     }
 
-    /// Also accept the session value from a token the adapter takes from a form field or
-    /// query parameter, for clients without cookies (TurboGears' `visit.source = cookie,
-    /// form`). Default off: tokens in URLs leak through logs, `Referer` headers and shared
-    /// links, and let an attacker fix a victim's session; enable it only for clients that
-    /// cannot keep cookies.
+    /// Also accepts the session from the request parameter `name`, for clients without
+    /// working cookies (TurboGears' `visit.source = 'cookie, form'` with `visit.form.name`,
+    /// whose default is `tg_visit`): the URL query, and with
+    /// [`SessionLayer::with_form_bodies`](crate::tower::SessionLayer::with_form_bodies) an
+    /// `application/x-www-form-urlencoded` body. The tower layer removes the parameter
+    /// before the handler sees the request, and
+    /// [`Session::token`](crate::Session::token) gives the value to put into links and
+    /// forms. `name` must be a plain form-field name (letters, digits, `_`, `-`, `.`; at
+    /// most 64), checked at [`build`](Self::build).
+    ///
+    /// Default off, and keep it off unless some clients cannot keep cookies: a session in a
+    /// URL leaks through logs, `Referer` headers, browser history and shared links, and a
+    /// link can carry someone else's session to a victim. What the crate does about that:
+    /// responses to such requests get `Referrer-Policy: no-referrer` and
+    /// `Cache-Control: no-store`, a session that came from a parameter is never moved into
+    /// a cookie, and `regenerate()` at login still issues a fresh id (SECURITY.md).
     #[must_use]
-    pub const fn with_token_source(mut self, enabled: bool) -> Self {
-        self.token_source = enabled;
+    pub fn with_token_parameter(mut self, name: impl Into<String>) -> Self {
+        self.token = Some(name.into());
+        self
+    }
+
+    /// Whether the cookie or the parameter is tried first when a request brings both
+    /// (TurboGears' order in `visit.source`). Default [`TokenOrder::CookieFirst`].
+    #[must_use]
+    pub const fn with_token_order(mut self, order: TokenOrder) -> Self {
+        self.token_order = order;
+        self
+    }
+
+    /// The largest form body the tower layer reads to find the token parameter; a larger
+    /// form is answered `413 Payload Too Large` before the handler runs. Default
+    /// [`DEFAULT_MAX_FORM_SIZE`] (16 KiB).
+    #[must_use]
+    pub const fn with_max_form_size(mut self, bytes: usize) -> Self {
+        self.max_form = bytes;
         self
     }
 
@@ -529,6 +562,11 @@ impl SessionConfig {
         if !(1..=crate::MAX_CHUNKS).contains(&self.max_cookies) {
             return Err(ConfigError::InvalidMaxCookies(self.max_cookies));
         }
+        if let Some(name) = &self.token
+            && !is_plain_field_name(name)
+        {
+            return Err(ConfigError::InvalidTokenParameter);
+        }
         Ok(())
     }
 
@@ -561,6 +599,29 @@ impl SessionConfig {
             Compression::LeakingLength => codec.with_compression_leaking_length(),
         }
     }
+}
+
+/// The default for [`SessionConfig::with_max_form_size`]: a login or settings form with a
+/// hidden token field is far smaller; larger uploads are not forms to look into.
+pub const DEFAULT_MAX_FORM_SIZE: usize = 16 * 1024;
+
+/// Which source of the session a request's cookie and token parameter are tried in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenOrder {
+    /// The cookie, then the parameter (TurboGears' `visit.source = 'cookie, form'`).
+    CookieFirst,
+    /// The parameter, then the cookie (`visit.source = 'form, cookie'`).
+    ParameterFirst,
+}
+
+/// A name that needs no percent-encoding in a query or a form: what a hidden field's
+/// `name` attribute should be.
+fn is_plain_field_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// What was asked for about compression.
@@ -622,7 +683,9 @@ impl fmt::Debug for SessionConfig {
             .field("max_cookies", &self.max_cookies)
             .field("max_total", &self.max_total)
             .field("max_session", &self.max_session)
-            .field("token_source", &self.token_source)
+            .field("token", &self.token)
+            .field("token_order", &self.token_order)
+            .field("max_form", &self.max_form)
             .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
             .finish_non_exhaustive()

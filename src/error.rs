@@ -347,6 +347,8 @@ pub enum ConfigError {
     /// The maximum number of cookies per session is not between 1 and
     /// [`MAX_CHUNKS`](crate::MAX_CHUNKS).
     InvalidMaxCookies(usize),
+    /// The token parameter's name is not a plain form-field name.
+    InvalidTokenParameter,
 }
 
 impl fmt::Display for ConfigError {
@@ -395,6 +397,10 @@ impl fmt::Display for ConfigError {
                 "a session can be split across 1 to {} cookies, not {n}",
                 crate::MAX_CHUNKS
             ),
+            Self::InvalidTokenParameter => write!(
+                f,
+                "the token parameter's name must be 1 to 64 letters, digits, `_`, `-` or `.` (e.g. `tg_visit`)"
+            ),
         }
     }
 }
@@ -436,6 +442,9 @@ pub enum SessionError {
     /// [`with`](crate::SessionHandle::with) closure on the same thread, which would
     /// deadlock: use the `&mut Session` the closure received instead.
     InUse,
+    /// [`Session::token`](crate::Session::token) was asked for, but the configuration names
+    /// no token parameter, so no request could bring the value back.
+    NoTokenParameter,
 }
 
 impl fmt::Display for SessionError {
@@ -467,6 +476,10 @@ impl fmt::Display for SessionError {
                 f,
                 "the session is in use by an enclosing `SessionHandle::with` on this thread; use the `&mut Session` that closure received"
             ),
+            Self::NoTokenParameter => write!(
+                f,
+                "a session token was asked for, but no token parameter is configured (SessionConfig::with_token_parameter)"
+            ),
         }
     }
 }
@@ -481,7 +494,8 @@ impl std::error::Error for SessionError {
             | Self::InUse
             | Self::NotLoaded
             | Self::ServerSide
-            | Self::NotServerSide => None,
+            | Self::NotServerSide
+            | Self::NoTokenParameter => None,
         }
     }
 }

@@ -320,6 +320,15 @@ impl SessionHandle {
         self.with(Session::regenerate)?
     }
 
+    /// The value that carries this session in links and forms, for clients without
+    /// cookies; see [`Session::token`].
+    ///
+    /// # Errors
+    /// As [`Session::token`], and as [`with`](Self::with).
+    pub fn token(&self) -> Result<Option<String>, SessionError> {
+        self.with(Session::token)?
+    }
+
     /// Explicit save mode: commits the current data; see [`Session::save`].
     ///
     /// # Errors

@@ -21,33 +21,75 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use ::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use ::http::header::{CACHE_CONTROL, COOKIE, REFERRER_POLICY, SET_COOKIE, VARY};
 use ::http::{HeaderMap, HeaderValue, Uri};
 use time::OffsetDateTime;
 
 use crate::session::{Decision, Session, Sessions};
 
 /// Loads the session of a request from all its `Cookie` headers. When the configuration
-/// enables a token source ([`SessionConfig::with_token_source`](crate::SessionConfig::with_token_source)),
-/// the query parameter named like the cookie is tried after the cookies.
+/// names a token parameter ([`SessionConfig::with_token_parameter`](crate::SessionConfig::with_token_parameter)),
+/// its value in the URL query is tried too, in the configured order. (The tower layer also
+/// reads form bodies, and removes the parameter from what the handler sees; see
+/// [`take_token`].)
 pub fn load(sessions: &Sessions, headers: &HeaderMap, uri: &Uri, now: OffsetDateTime) -> Session {
-    // As bytes: one cookie with a non-ASCII octet must not hide the whole header.
-    let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
     let token = sessions
         .config()
-        .token_source
-        .then(|| query_param(uri.query()?, sessions.name()))
-        .flatten();
+        .token
+        .as_deref()
+        .and_then(|name| take_token(uri.query()?, name).0);
+    load_with_token(sessions, headers, token.as_deref(), now)
+}
+
+/// [`load`] with the token parameter's value already taken from the request.
+pub(crate) fn load_with_token(
+    sessions: &Sessions,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    now: OffsetDateTime,
+) -> Session {
+    // As bytes: one cookie with a non-ASCII octet must not hide the whole header.
+    let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
     let mut session = sessions.load_bytes(cookies, now);
-    session.add_token(token.as_deref());
+    session.add_token(token);
     session
 }
 
-/// The first value of the query parameter `name`, percent-decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+/// Finds the parameter `name` in an `application/x-www-form-urlencoded` string (a URL
+/// query or a form body): its first value, percent-decoded, and the string without any
+/// of its occurrences (the other pairs kept byte for byte, in order). `(None, None)` when
+/// the parameter is not there, so nothing needs rewriting.
+///
+/// ```
+/// use cookie_session::http::take_token;
+/// let (token, rest) = take_token("page=2&tg_visit=abc&sort=name", "tg_visit");
+/// assert_eq!(token.as_deref(), Some("abc"));
+/// assert_eq!(rest.as_deref(), Some("page=2&sort=name"));
+/// assert_eq!(take_token("page=2", "tg_visit"), (None, None));
+/// ```
+#[must_use]
+pub fn take_token(encoded: &str, name: &str) -> (Option<String>, Option<String>) {
+    let mut token = None;
+    let mut kept = Vec::new();
+    for pair in encoded.split('&') {
+        let raw_name = pair.split('=').next().unwrap_or_default();
+        let is_token = form_urlencoded::parse(raw_name.as_bytes())
+            .next()
+            .is_some_and(|(key, _)| key == name);
+        if is_token {
+            if token.is_none() {
+                token = form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .map(|(_, value)| value.into_owned());
+            }
+        } else {
+            kept.push(pair);
+        }
+    }
+    match token {
+        Some(token) => (Some(token), Some(kept.join("&"))),
+        None => (None, None),
+    }
 }
 
 /// Applies `decision` to a response's headers: appends each `Set-Cookie` (other cookies are
@@ -69,8 +111,14 @@ pub fn apply(decision: &Decision, headers: &mut HeaderMap) {
     if decision.vary_cookie && !varies_on_cookie(headers) {
         headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
-    if decision.cache_private {
+    if decision.no_store {
+        // The strictest directive there is: nothing else the application said matters.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if decision.cache_private {
         make_private(headers);
+    }
+    if decision.no_referrer && !headers.contains_key(REFERRER_POLICY) {
+        headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
 }
 

@@ -65,7 +65,8 @@ pub use codec::{
     DEFAULT_MAX_TOTAL_SIZE, Opened,
 };
 pub use config::{
-    ConflictPolicy, Revocable, RevocationCheck, SameSite, SaveMode, SessionConfig, TouchPolicy,
+    ConflictPolicy, DEFAULT_MAX_FORM_SIZE, Revocable, RevocationCheck, SameSite, SaveMode,
+    SessionConfig, TokenOrder, TouchPolicy,
 };
 pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
 pub use flash::{FLASH_KEY, Flash};

@@ -494,19 +494,11 @@ fn plan(
     if let Some(user) = &state.user {
         ops.push(Op::AttachUser { user: user.clone() });
     }
-    let action = if moving || live.is_none() || state.persistence != stamp.persistence() {
-        // The cookie carries the id and the lifetime; idleness is the record's expiry.
-        let stamp = Stamp {
-            idle_deadline: stamp.absolute_deadline,
-            ..stamp.with_persistence(state.persistence)
-        };
-        let value = session
-            .sessions
-            .codec()
-            .encode_json(&config.name, &stamp, |buf| {
-                buf.extend_from_slice(b"{}");
-                Ok(())
-            })?;
+    // A session that came in a token parameter keeps travelling there (`token()`): it is
+    // never moved into a cookie.
+    let cookie_moves = moving || live.is_none() || state.persistence != stamp.persistence();
+    let action = if cookie_moves && !state.from_token {
+        let value = id_value(session, stamp)?;
         CookieAction::Set(crate::cookie_header::set(
             config,
             &value,
@@ -518,6 +510,41 @@ fn plan(
         CookieAction::Keep
     };
     Ok((ops, action))
+}
+
+/// The cookie (or token) value of a server-side session: its signed id with the session's
+/// lifetime; idleness is the record's expiry.
+fn id_value(session: &Session, stamp: Stamp) -> Result<String, SessionError> {
+    let state = session.state();
+    let stamp = Stamp {
+        idle_deadline: stamp.absolute_deadline,
+        ..stamp.with_persistence(state.persistence)
+    };
+    let name = &session.sessions.config().name;
+    Ok(session.sessions.codec().encode_json(name, &stamp, |buf| {
+        buf.extend_from_slice(b"{}");
+        Ok(())
+    })?)
+}
+
+/// [`Session::token`] of a server-side session: its signed id, allocated now for a new
+/// session (the record is created under it at commit).
+pub(crate) fn token(session: &mut Session) -> Result<Option<String>, SessionError> {
+    if session.state().data.is_empty() {
+        return Ok(None);
+    }
+    let stamp = match session.state().stamp {
+        Some(stamp) => stamp,
+        None => {
+            let config = session.sessions.config();
+            let stamp = Stamp::new(session.now, config.lifetime, config.lifetime)?;
+            let state = session.state_mut();
+            state.stamp = Some(stamp);
+            state.regenerated = true;
+            stamp
+        }
+    };
+    id_value(session, stamp).map(Some)
 }
 
 /// Whether a read-only request renews the record under the touch policy: as for cookie

@@ -77,16 +77,19 @@ impl Sessions {
             now,
             candidates,
             companions,
+            token_at: None,
+            token_issued: std::cell::Cell::new(false),
             state: OnceCell::new(),
             server_side: false,
             store_key_cache: std::cell::Cell::new(None),
         }
     }
 
-    /// Like [`load`](Self::load), and if the configuration enables a token source
-    /// ([`SessionConfig::with_token_source`]), `token` (taken by an adapter from a form
-    /// field or query parameter) is tried after the cookies. With the token source off
-    /// (the default), `token` is ignored.
+    /// Like [`load`](Self::load), and if the configuration names a token parameter
+    /// ([`SessionConfig::with_token_parameter`]), `token` (the parameter's value, taken by
+    /// an adapter from the query or a form) is tried too, after or before the cookies as
+    /// [`SessionConfig::with_token_order`] says. Without a token parameter (the default),
+    /// `token` is ignored.
     pub fn load_with_token<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
@@ -178,6 +181,10 @@ pub struct Session {
     /// The further pieces of a session split across cookies (`name.2`, ...), with their
     /// positions; empty unless the configuration splits sessions.
     companions: Vec<(usize, String)>,
+    /// Where among the candidates the request's token parameter is, if it brought one.
+    token_at: Option<usize>,
+    /// [`Session::token`] was called: the page carries the session in its links.
+    token_issued: std::cell::Cell<bool>,
     /// Decoded on first use, through `&self` as well: reads need no `&mut`.
     pub(crate) state: OnceCell<State>,
     /// Server-side: the cookie carries only the id, the data comes from a store (see the
@@ -212,6 +219,9 @@ pub(crate) struct State {
     pub(crate) user: Option<String>,
     /// This session's own persistence choice (from its cookie, or `set_persistence`).
     pub(crate) persistence: Option<Persistence>,
+    /// The session came from the token parameter, not a cookie: it is never moved into a
+    /// cookie, and travels on in [`Session::token`].
+    pub(crate) from_token: bool,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
     /// Where an authentic Beaker cookie of this request is stored, when that is not where
@@ -224,13 +234,30 @@ pub(crate) struct State {
 type Legacy = Option<Arc<dyn std::any::Any + Send + Sync>>;
 
 impl Session {
-    /// Tries `token` after the cookies, if the configuration enables a token source.
+    /// Tries `token` with the cookies, in the configured order, if the configuration
+    /// names a token parameter.
     pub(crate) fn add_token(&mut self, token: Option<&str>) {
-        if let Some(token) = token.filter(|_| self.sessions.inner.config.token_source)
-            && self.candidates.len() < cookie_header::MAX_CANDIDATES
-        {
-            self.candidates.push(token.to_owned());
-        }
+        let config = &self.sessions.inner.config;
+        let Some(token) = token.filter(|_| config.token.is_some() && self.token_at.is_none())
+        else {
+            return;
+        };
+        let at = match config.token_order {
+            crate::config::TokenOrder::ParameterFirst => 0,
+            _ => self.candidates.len(),
+        };
+        self.candidates.insert(at, token.to_owned());
+        self.token_at = Some(at);
+    }
+
+    /// Whether the request brought a session cookie (not counting a token parameter).
+    fn had_cookie(&self) -> bool {
+        self.candidates.len() > usize::from(self.token_at.is_some()) || !self.companions.is_empty()
+    }
+
+    /// Whether the request brought a token parameter.
+    pub(crate) fn brought_token(&self) -> bool {
+        self.token_at.is_some()
     }
 
     /// The decoded session, decoding it on first use.
@@ -240,14 +267,21 @@ impl Session {
         self.state.get().is_some()
     }
 
-    /// Whether the request brought a cookie (or token) of the session's name.
+    /// Whether the request brought a cookie of the session's name (not a token).
     pub(crate) fn has_candidates(&self) -> bool {
-        !self.candidates.is_empty()
+        self.had_cookie()
     }
 
     pub(crate) fn state(&self) -> &State {
-        self.state
-            .get_or_init(|| decode(&self.sessions, &self.candidates, &self.companions, self.now))
+        self.state.get_or_init(|| {
+            decode(
+                &self.sessions,
+                &self.candidates,
+                &self.companions,
+                self.token_at,
+                self.now,
+            )
+        })
     }
 
     pub(crate) fn state_mut(&mut self) -> &mut State {
@@ -453,25 +487,20 @@ impl Session {
         if self.server_side {
             return Err(SessionError::ServerSide);
         }
+        let (brought_token, token_issued) = (self.brought_token(), self.token_issued.get());
+        let had_cookie = self.had_cookie();
         let Some(state) = self.state.into_inner() else {
             // Never accessed: nothing was decoded, nothing is sent, nothing varies.
-            return Ok(Decision::untouched());
+            return Ok(Decision::untouched().with_token_headers(brought_token, token_issued));
         };
         let inner = &self.sessions.inner;
         let config = &inner.config;
-        let loaded;
-        let persist = match (config.save, &state.committed) {
-            (SaveMode::Automatic, _) => &state.data,
-            (SaveMode::Explicit, Some(committed)) => committed,
-            (SaveMode::Explicit, None) => {
-                loaded = state.data.as_loaded();
-                &loaded
-            }
-        };
+        let persisted = persisted(config, &state);
+        let persist = &*persisted;
 
         let action = if persist.is_empty() {
             // Empty sessions are never stored; an existing cookie is removed.
-            if self.candidates.is_empty() && self.companions.is_empty() {
+            if !had_cookie {
                 Action::Keep
             } else {
                 Action::Remove(cookie_header::removal(config))
@@ -528,6 +557,9 @@ impl Session {
             _ => stray_removal(config, &state.stray).into_iter().collect(),
         };
         let (action, pieces) = match action {
+            // A session that came in a token parameter travels on in `token()`: it is never
+            // moved into a cookie, where a link someone followed could plant it.
+            Action::Set { .. } if state.from_token => (CookieAction::Keep, Vec::new()),
             Action::Set { first, more } => (CookieAction::Set(first), more),
             Action::Remove(removal) => (CookieAction::Remove(removal), Vec::new()),
             Action::Keep => (CookieAction::Keep, Vec::new()),
@@ -544,7 +576,86 @@ impl Session {
                 },
             ),
         };
-        Ok(Decision::accessed(action, removals).with_chunks(chunks))
+        Ok(Decision::accessed(action, removals)
+            .with_chunks(chunks)
+            .with_token_headers(brought_token, token_issued))
+    }
+
+    /// The value that carries this session in a link or a hidden form field, for clients
+    /// without cookies: put it in the [token parameter](SessionConfig::with_token_parameter)
+    /// of every link and form of the page. It is the same authenticated (and in encrypted
+    /// mode, encrypted) value a cookie would hold, made from the session as it is now, so
+    /// call it after the request's changes; a new session gets its id here. `None` for an
+    /// empty session (there is nothing to carry). A server-side session's token is its
+    /// signed id, as in its cookie.
+    ///
+    /// The response of a request that asks for a token gets `Cache-Control: no-store`
+    /// (the page holds the session in its links).
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # let now = cookie_session::time::OffsetDateTime::now_utc();
+    /// let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(Key::generate()?))
+    ///     .with_token_parameter("tg_visit")
+    ///     .build()?;
+    /// let mut session = sessions.load([], now);
+    /// session.insert("cart", &["apple"])?;
+    /// let token = session.token()?.expect("the session has data");
+    /// let link = format!("/cart?tg_visit={token}"); // base64url: safe in a URL as it is
+    ///
+    /// // The next request brings it back in the parameter.
+    /// let next = sessions.load_with_token([], Some(&token), now);
+    /// assert_eq!(next.get::<Vec<String>>("cart")?, Some(vec!["apple".to_owned()]));
+    /// # let _ = link;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::NoTokenParameter`] when the configuration names no token parameter;
+    /// [`SessionError::Encode`] when the session does not fit one value (a token is never
+    /// split or compressed beyond what one cookie holds).
+    pub fn token(&mut self) -> Result<Option<String>, SessionError> {
+        if self.sessions.inner.config.token.is_none() {
+            return Err(SessionError::NoTokenParameter);
+        }
+        let token = if self.server_side {
+            crate::server::token(self)?
+        } else {
+            let (now, sessions) = (self.now, self.sessions.clone());
+            let config = &sessions.inner.config;
+            let state = self.state_mut();
+            if persisted(config, state).is_empty() {
+                return Ok(None);
+            }
+            let stamp = match state.stamp {
+                Some(stamp) => stamp.renewed(now, config.idle)?,
+                None => {
+                    let stamp = Stamp::new(now, config.idle, config.lifetime)?;
+                    state.stamp = Some(stamp);
+                    stamp
+                }
+            };
+            let stamp = stamp.with_persistence(state.persistence);
+            let persist = persisted(config, state);
+            Some(
+                sessions
+                    .inner
+                    .codec
+                    .encode_json(&config.name, &stamp, |buf| persist.write_json(buf))?,
+            )
+        };
+        self.token_issued.set(token.is_some());
+        Ok(token)
+    }
+}
+
+/// What a response stores: the data, or in explicit save mode what was last saved (or
+/// loaded).
+fn persisted<'a>(config: &SessionConfig, state: &'a State) -> std::borrow::Cow<'a, LazyMap> {
+    match (config.save, &state.committed) {
+        (SaveMode::Automatic, _) => std::borrow::Cow::Borrowed(&state.data),
+        (SaveMode::Explicit, Some(committed)) => std::borrow::Cow::Borrowed(committed),
+        (SaveMode::Explicit, None) => std::borrow::Cow::Owned(state.data.as_loaded()),
     }
 }
 
@@ -641,6 +752,7 @@ fn decode(
     sessions: &Sessions,
     candidates: &[String],
     companions: &[(usize, String)],
+    token_at: Option<usize>,
     now: OffsetDateTime,
 ) -> State {
     let inner = &sessions.inner;
@@ -653,7 +765,10 @@ fn decode(
             rejection = error;
         }
     };
-    for value in candidates {
+    for (index, value) in candidates.iter().enumerate() {
+        let from_token = token_at == Some(index);
+        // A token is one value; pieces belong to the cookie.
+        let companions = if from_token { &[][..] } else { companions };
         match open(inner, value, companions, now) {
             Ok(opened) => {
                 let revoked = inner.config.revocation.as_ref().is_some_and(|check| {
@@ -672,6 +787,7 @@ fn decode(
                 return State {
                     outcome: opened.outcome,
                     rejection: None,
+                    from_token,
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
                     record: None,
@@ -706,6 +822,7 @@ fn decode(
         committed: None,
         regenerated: false,
         persistence: None,
+        from_token: false,
         legacy: Legacy::default(),
         stray,
     }
@@ -942,6 +1059,14 @@ pub struct Decision {
     /// (`Cache-Control: private` or stronger), or the cookie itself is served to others
     /// (Flask's CVE-2023-30861).
     pub cache_private: bool,
+    /// The request brought the session in its token parameter, or the page embeds a
+    /// [token](Session::token): no cache may keep the response (`Cache-Control:
+    /// no-store`).
+    pub no_store: bool,
+    /// The request brought the session in its token parameter, so the page's URL may hold
+    /// it: the browser must not send that URL on as a `Referer` (`Referrer-Policy:
+    /// no-referrer`, unless the application set a policy).
+    pub no_referrer: bool,
 }
 
 impl Decision {
@@ -952,7 +1077,16 @@ impl Decision {
             removals: Vec::new(),
             vary_cookie: false,
             cache_private: false,
+            no_store: false,
+            no_referrer: false,
         }
+    }
+
+    /// Adds the headers a session carried in a URL or a page needs.
+    pub(crate) fn with_token_headers(mut self, brought_token: bool, token_issued: bool) -> Self {
+        self.no_store |= brought_token || token_issued;
+        self.no_referrer |= brought_token;
+        self
     }
 
     pub(crate) fn accessed(cookie: CookieAction, removals: Vec<String>) -> Self {
@@ -963,6 +1097,8 @@ impl Decision {
             removals,
             vary_cookie: true,
             cache_private: sends,
+            no_store: false,
+            no_referrer: false,
         }
     }
 
@@ -992,13 +1128,21 @@ impl Decision {
     }
 
     /// Every header the response needs, as `(name, value)` pairs with lowercase names:
-    /// each `set-cookie`, `vary: Cookie`, and `cache-control: private`. An adapter that
-    /// adds these cannot forget one. (If the application sets its own `Cache-Control`,
-    /// keep whichever is stricter: `no-store` is stricter than `private`.)
+    /// each `set-cookie`, `vary: Cookie`, `cache-control: private` (or `no-store`), and
+    /// `referrer-policy: no-referrer`. An adapter that adds these cannot forget one. (If
+    /// the application sets its own `Cache-Control`, keep whichever is stricter: `no-store`
+    /// is stricter than `private`; keep its own `Referrer-Policy`.)
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let set_cookies = self.set_cookies().map(|v| ("set-cookie", v));
         let vary = self.vary_cookie.then_some(("vary", "Cookie"));
-        let cache = self.cache_private.then_some(("cache-control", "private"));
-        set_cookies.chain(vary).chain(cache)
+        let cache = if self.no_store {
+            Some(("cache-control", "no-store"))
+        } else {
+            self.cache_private.then_some(("cache-control", "private"))
+        };
+        let referrer = self
+            .no_referrer
+            .then_some(("referrer-policy", "no-referrer"));
+        set_cookies.chain(vary).chain(cache).chain(referrer)
     }
 }

@@ -199,11 +199,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let now = OffsetDateTime::now_utc();
+        let token = take_token(&self.layer.sessions, &mut request);
         let handle = match &self.layer.store {
-            None => SessionHandle::new(crate::http::load(
+            None => SessionHandle::new(crate::http::load_with_token(
                 &self.layer.sessions,
                 request.headers(),
-                request.uri(),
+                token.as_deref(),
                 now,
             )),
             Some(store) => {
@@ -212,7 +213,8 @@ where
                     .get_all(::http::header::COOKIE)
                     .iter()
                     .map(::http::HeaderValue::as_bytes);
-                let session = self.layer.sessions.load_server_side(cookies, now);
+                let mut session = self.layer.sessions.load_server_side(cookies, now);
+                session.add_token(token.as_deref());
                 SessionHandle::server_side(session, Arc::clone(store))
             }
         };
@@ -252,6 +254,202 @@ where
             Ok(response)
         })
     }
+}
+
+/// The token parameter of a request, taken out of it: from the form body (put into the
+/// extensions by [`FormSessionLayer`]) or else the URL query, which is rewritten without
+/// it. `None` when the configuration names no parameter.
+fn take_token<B>(sessions: &Sessions, request: &mut Request<B>) -> Option<String> {
+    let name = sessions.config().token.as_deref()?;
+    let from_form = request
+        .extensions_mut()
+        .remove::<FormToken>()
+        .and_then(|t| t.0);
+    let from_query = match request
+        .uri()
+        .query()
+        .map(|q| crate::http::take_token(q, name))
+    {
+        Some((Some(token), Some(rest))) => {
+            if let Some(uri) = without_query(request.uri(), &rest) {
+                *request.uri_mut() = uri;
+            }
+            Some(token)
+        }
+        _ => None,
+    };
+    // A form's hidden field is the deliberate one; both are removed either way.
+    from_form.or(from_query)
+}
+
+/// `uri` with its query replaced by `rest` (none if empty).
+fn without_query(uri: &::http::Uri, rest: &str) -> Option<::http::Uri> {
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = if rest.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{rest}", uri.path())
+    };
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    ::http::Uri::from_parts(parts).ok()
+}
+
+/// The token parameter found in a form body (`None`: the body had none).
+#[derive(Clone, Debug)]
+struct FormToken(Option<String>);
+
+impl SessionLayer {
+    /// Also reads the [token parameter](crate::SessionConfig::with_token_parameter) from
+    /// `application/x-www-form-urlencoded` request bodies (a POST form with a hidden field),
+    /// as TurboGears' `visit.source = 'cookie, form'` does. The body is read up to
+    /// [`with_max_form_size`](crate::SessionConfig::with_max_form_size) (a larger one is
+    /// answered `413 Payload Too Large` before the handler runs, and the session is not
+    /// touched), the parameter is removed from it, and the handler gets the rest of the
+    /// body unchanged. The returned layer needs a request body that can be rebuilt from
+    /// bytes, as axum's is.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # use cookie_session::tower::SessionLayer;
+    /// let sessions = SessionConfig::new(Mode::Encrypted, KeyRing::new(Key::generate()?))
+    ///     .with_token_parameter("tg_visit")
+    ///     .build()?;
+    /// let layer = SessionLayer::new(sessions).with_form_bodies();
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_form_bodies(self) -> FormSessionLayer {
+        FormSessionLayer { layer: self }
+    }
+}
+
+/// [`SessionLayer`] that also reads the token parameter from form bodies
+/// ([`SessionLayer::with_form_bodies`]).
+#[derive(Clone, Debug)]
+pub struct FormSessionLayer {
+    layer: SessionLayer,
+}
+
+impl<S> Layer<S> for FormSessionLayer {
+    type Service = FormSessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FormSessionService {
+            inner: self.layer.layer(inner),
+        }
+    }
+}
+
+/// The service [`FormSessionLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct FormSessionService<S> {
+    inner: SessionService<S>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FormSessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send,
+    ReqBody: http_body::Body<Data = bytes::Bytes> + From<bytes::Bytes> + Send + 'static,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let config = self.inner.layer.sessions.config();
+        let (Some(name), true) = (config.token.clone(), is_form(&request)) else {
+            return self.inner.call(request);
+        };
+        let limit = config.max_form;
+        // The service that was polled ready serves this request; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let bytes = match read_bounded(&parts.headers, body, limit).await {
+                Ok(bytes) => bytes,
+                Err(status) => return Ok(plain(status).map(ResBody::from)),
+            };
+            let (token, rest) = match std::str::from_utf8(&bytes) {
+                Ok(text) => crate::http::take_token(text, &name),
+                // Not a form after all: handed on untouched.
+                Err(_) => (None, None),
+            };
+            let body = match rest {
+                Some(rest) => {
+                    parts.headers.insert(
+                        ::http::header::CONTENT_LENGTH,
+                        ::http::HeaderValue::from(rest.len()),
+                    );
+                    ReqBody::from(bytes::Bytes::from(rest))
+                }
+                None => ReqBody::from(bytes),
+            };
+            parts.extensions.insert(FormToken(token));
+            inner.call(Request::from_parts(parts, body)).await
+        })
+    }
+}
+
+/// Whether the request carries an `application/x-www-form-urlencoded` body.
+fn is_form<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The whole body, if it is at most `limit` bytes: `413` for more (told by
+/// `Content-Length` before reading, or found while reading), `400` if it breaks off.
+async fn read_bounded<B>(
+    headers: &::http::HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<bytes::Bytes, StatusCode>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt as _;
+    let declared = headers
+        .get(::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        Err(_) => Err(StatusCode::BAD_REQUEST),
+    }
+}
+
+/// A short text response with `status`.
+fn plain(status: StatusCode) -> Response<String> {
+    let text = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the form is too large\n",
+        _ => "the request body could not be read\n",
+    };
+    let mut response = Response::new(text.to_owned());
+    *response.status_mut() = status;
+    response
 }
 
 /// Marks a request whose session may be served read-only while the store is down.

@@ -90,7 +90,7 @@ fn load_reads_every_cookie_header_and_a_query_token_only_when_enabled() {
         "the token source is off by default"
     );
     let on = config(Mode::Signed)
-        .with_token_source(true)
+        .with_token_parameter("sid")
         .build()
         .unwrap();
     let session = cookie_session::http::load(&on, request.headers(), request.uri(), at(T0));

@@ -103,7 +103,7 @@ fn at_most_eight_same_named_cookies_are_tried() {
 fn a_token_is_used_only_when_the_token_source_is_enabled() {
     let off = sessions(Mode::Encrypted);
     let on = config(Mode::Encrypted)
-        .with_token_source(true)
+        .with_token_parameter("sid")
         .build()
         .unwrap();
     let v = value_for(&on, 5, T0);

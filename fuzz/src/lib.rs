@@ -73,7 +73,7 @@ pub static SESSIONS: LazyLock<[Sessions; 2]> = LazyLock::new(|| {
             .with_name(NAME)
             .with_domain("example.com")
             .with_partitioned(true)
-            .with_token_source(true)
+            .with_token_parameter("sid")
             .build()
             .expect("a valid configuration")
     })

@@ -1,0 +1,363 @@
+//! The visit key from request parameters (TurboGears' `visit.source = 'cookie, form'`),
+//! through the tower layer: query and form-body tokens, the configured order, the
+//! parameter removed from what the handler sees, a bounded body, tampered tokens, the
+//! response headers, and no silent move into a cookie.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use axum::routing::{get, post};
+use common::*;
+use cookie_session::store::MemoryStore;
+use cookie_session::tower::SessionLayer;
+use cookie_session::{
+    ConfigError, LoadOutcome, Mode, SessionConfig, SessionError, SessionHandle, TokenOrder,
+};
+use http_body_util::BodyExt as _;
+
+const PARAM: &str = "tg_visit";
+
+async fn call(app: &mut Router, request: Request<Body>) -> Response<Body> {
+    use tower_service::Service;
+    std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(app, cx))
+        .await
+        .unwrap();
+    Service::call(app, request).await.unwrap()
+}
+
+async fn text(response: Response<Body>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn token_config(mode: Mode) -> SessionConfig {
+    config(mode).with_token_parameter(PARAM)
+}
+
+/// Routes: `/start` makes a session for `who` and answers its token; `/whoami` answers
+/// `who|outcome|uri-query` (the query the handler sees); `/form` answers
+/// `who|body` (the body the handler sees); `/login` regenerates and answers the new token.
+fn routes(layer: cookie_session::tower::FormSessionLayer, calls: Arc<AtomicUsize>) -> Router {
+    let seen = Arc::clone(&calls);
+    Router::new()
+        .route(
+            "/start/{who}",
+            get(
+                |s: SessionHandle, axum::extract::Path(who): axum::extract::Path<String>| async move {
+                    s.insert("who", &who).unwrap();
+                    s.token().unwrap().unwrap()
+                },
+            ),
+        )
+        .route(
+            "/whoami",
+            get(|s: SessionHandle, uri: axum::http::Uri| async move {
+                let who = s.get::<String>("who").unwrap().unwrap_or_default();
+                let outcome = format!("{:?}", s.outcome().unwrap());
+                format!("{who}|{outcome}|{}", uri.query().unwrap_or_default())
+            }),
+        )
+        .route(
+            "/form",
+            post(move |s: SessionHandle, body: String| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let who = s.get::<String>("who").unwrap().unwrap_or_default();
+                    format!("{who}|{body}")
+                }
+            }),
+        )
+        .route(
+            "/login",
+            post(|s: SessionHandle| async move {
+                s.regenerate().unwrap();
+                s.insert("user", &"ada").unwrap();
+                s.token().unwrap().unwrap()
+            }),
+        )
+        .route(
+            "/policy",
+            get(|s: SessionHandle| async move {
+                let _ = s.get::<String>("who");
+                (
+                    [
+                        ("referrer-policy", "same-origin"),
+                        ("cache-control", "public, max-age=60"),
+                    ],
+                    "ok",
+                )
+            }),
+        )
+        .layer(layer)
+}
+
+fn get_req(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn form(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-length", body.len())
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn start(app: &mut Router, who: &str) -> (String, Option<String>) {
+    let response = call(app, get_req(&format!("/start/{who}"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (text(response).await, cookie)
+}
+
+#[tokio::test]
+async fn a_query_token_loads_the_session_and_the_handler_never_sees_it() {
+    for mode in MODES {
+        let layer = SessionLayer::new(token_config(mode).build().unwrap()).with_form_bodies();
+        let mut app = routes(layer, Arc::default());
+        let (token, _) = start(&mut app, "alice").await;
+
+        let response = call(
+            &mut app,
+            get_req(&format!("/whoami?page=2&{PARAM}={token}&sort=a%20b")),
+        )
+        .await;
+        let headers = response.headers().clone();
+        assert_eq!(
+            text(response).await,
+            "alice|Loaded|page=2&sort=a%20b",
+            "{mode}: the other parameters are intact, byte for byte"
+        );
+        assert!(headers.get("set-cookie").is_none(), "{mode}: {headers:?}");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "no-store");
+
+        // The parameter alone: the handler sees no query at all.
+        let response = call(&mut app, get_req(&format!("/whoami?{PARAM}={token}"))).await;
+        assert_eq!(text(response).await, "alice|Loaded|");
+    }
+}
+
+#[tokio::test]
+async fn a_form_token_loads_the_session_and_the_handler_gets_the_rest_of_the_body() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer =
+        SessionLayer::new(token_config(Mode::Encrypted).build().unwrap()).with_form_bodies();
+    let mut app = routes(layer, Arc::clone(&calls));
+    let (token, _) = start(&mut app, "bob").await;
+
+    let body = format!("note=hello+world&{PARAM}={token}&x=%26");
+    let response = call(&mut app, form("/form", &body)).await;
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(text(response).await, "bob|note=hello+world&x=%26");
+
+    // A form without the parameter is handed on byte for byte, and has no session.
+    let response = call(&mut app, form("/form", "note=%C3%A9")).await;
+    assert_eq!(text(response).await, "|note=%C3%A9");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_form_over_the_bound_is_refused_before_the_handler_and_nothing_is_lost() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = SessionLayer::new(
+        token_config(Mode::Signed)
+            .with_max_form_size(512)
+            .build()
+            .unwrap(),
+    )
+    .with_form_bodies();
+    let mut app = routes(layer, Arc::clone(&calls));
+    let (token, _) = start(&mut app, "carol").await;
+
+    let body = format!("{PARAM}={token}&pad={}", "x".repeat(600));
+    let response = call(&mut app, form("/form", &body)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.headers().get("set-cookie").is_none());
+    // Without a Content-Length the bound holds while reading.
+    let request = Request::post("/form")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let response = call(&mut app, request).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never ran");
+
+    // The session is intact: the same token still works.
+    let response = call(&mut app, form("/form", &format!("{PARAM}={token}"))).await;
+    assert_eq!(text(response).await, "carol|");
+}
+
+#[tokio::test]
+async fn the_configured_source_wins_when_a_cookie_and_a_parameter_disagree() {
+    for (order, expected) in [
+        (TokenOrder::CookieFirst, "cookie-user"),
+        (TokenOrder::ParameterFirst, "param-user"),
+    ] {
+        let sessions = token_config(Mode::Signed)
+            .with_token_order(order)
+            .build()
+            .unwrap();
+        let mut app = routes(
+            SessionLayer::new(sessions).with_form_bodies(),
+            Arc::default(),
+        );
+        let (_, cookie) = start(&mut app, "cookie-user").await;
+        let (token, _) = start(&mut app, "param-user").await;
+        let request = Request::get(format!("/whoami?{PARAM}={token}"))
+            .header("cookie", cookie.unwrap())
+            .body(Body::empty())
+            .unwrap();
+        let response = call(&mut app, request).await;
+        let body = text(response).await;
+        assert!(
+            body.starts_with(&format!("{expected}|")),
+            "{order:?}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tampered_foreign_and_unconfigured_tokens_give_no_session_and_no_cookie() {
+    let sessions = token_config(Mode::Encrypted).build().unwrap();
+    let mut app = routes(
+        SessionLayer::new(sessions).with_form_bodies(),
+        Arc::default(),
+    );
+    let (token, _) = start(&mut app, "dave").await;
+
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 5;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let foreign = {
+        let other = SessionConfig::new(Mode::Encrypted, cookie_session::KeyRing::new(key(9)))
+            .with_name("sid")
+            .with_token_parameter(PARAM)
+            .build()
+            .unwrap();
+        let mut session = other.load([], at(T0));
+        session.insert("who", &"mallory").unwrap();
+        session.token().unwrap().unwrap()
+    };
+    for bad in [
+        tampered.as_str(),
+        foreign.as_str(),
+        "",
+        "%%%",
+        "x".repeat(5000).as_str(),
+    ] {
+        let response = call(&mut app, get_req(&format!("/whoami?{PARAM}={bad}"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get("set-cookie").is_none());
+        let body = text(response).await;
+        assert!(
+            body.starts_with("|Invalid|") || body.starts_with("|New|"),
+            "{body}"
+        );
+    }
+
+    // Without a token parameter in the configuration the query is left alone.
+    let plain = config(Mode::Encrypted).build().unwrap();
+    let mut plain_app = routes(SessionLayer::new(plain).with_form_bodies(), Arc::default());
+    let response = call(&mut plain_app, get_req(&format!("/whoami?{PARAM}={token}"))).await;
+    assert_eq!(text(response).await, format!("|New|{PARAM}={token}"));
+    let mut session = config(Mode::Signed).build().unwrap().load([], at(T0));
+    session.insert("a", &1).unwrap();
+    assert!(matches!(
+        session.token(),
+        Err(SessionError::NoTokenParameter)
+    ));
+}
+
+#[tokio::test]
+async fn response_headers_keep_the_applications_referrer_policy_but_never_allow_caching() {
+    let sessions = token_config(Mode::Signed).build().unwrap();
+    let mut app = routes(
+        SessionLayer::new(sessions).with_form_bodies(),
+        Arc::default(),
+    );
+    let (token, _) = start(&mut app, "erin").await;
+    let response = call(&mut app, get_req(&format!("/policy?{PARAM}={token}"))).await;
+    assert_eq!(response.headers()["referrer-policy"], "same-origin");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+
+    // A page that only embeds a token (a cookie visitor's links) is not cached either.
+    let response = call(&mut app, get_req("/start/frank")).await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.headers().get("referrer-policy").is_none());
+}
+
+#[tokio::test]
+async fn login_through_a_token_issues_a_fresh_id_in_the_token_never_a_cookie() {
+    for server_side in [false, true] {
+        let sessions = token_config(Mode::Encrypted).build().unwrap();
+        let layer = SessionLayer::new(sessions);
+        let layer = if server_side {
+            layer.with_store(MemoryStore::new())
+        } else {
+            layer
+        };
+        let mut app = routes(layer.with_form_bodies(), Arc::default());
+        let (token, _) = start(&mut app, "gina").await;
+        let before = cookie_session::inspect(&token).unwrap().session_id;
+
+        let response = call(&mut app, form("/login", &format!("{PARAM}={token}"))).await;
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "server-side {server_side}: a token session is not moved into a cookie"
+        );
+        let fresh = text(response).await;
+        let after = cookie_session::inspect(&fresh).unwrap().session_id;
+        assert_ne!(
+            before, after,
+            "server-side {server_side}: login gives a new id"
+        );
+
+        let response = call(&mut app, get_req(&format!("/whoami?{PARAM}={fresh}"))).await;
+        assert!(text(response).await.starts_with("gina|Loaded|"));
+        if server_side {
+            // The old id's record moved: the token from before the login finds nothing.
+            let response = call(&mut app, get_req(&format!("/whoami?{PARAM}={token}"))).await;
+            let body = text(response).await;
+            assert!(body.starts_with("|Missing|"), "{body}");
+        }
+    }
+}
+
+#[test]
+fn the_parameter_name_is_checked_at_build() {
+    for bad in ["", "tg visit", "a&b", "x=y", "é", &"p".repeat(65)] {
+        assert_eq!(
+            config(Mode::Signed)
+                .with_token_parameter(bad)
+                .build()
+                .unwrap_err(),
+            ConfigError::InvalidTokenParameter,
+            "{bad:?}"
+        );
+    }
+    for good in ["tg_visit", "visit-key", "s.id", "T0"] {
+        config(Mode::Signed)
+            .with_token_parameter(good)
+            .build()
+            .unwrap();
+    }
+    // A token session read through the core API comes back as Loaded from the parameter.
+    let sessions = token_config(Mode::Signed).build().unwrap();
+    let mut session = sessions.load([], at(T0));
+    session.insert("a", &1).unwrap();
+    let token = session.token().unwrap().unwrap();
+    let again = sessions.load_with_token([], Some(&token), at(T0 + 1));
+    assert_eq!(again.outcome(), LoadOutcome::Loaded);
+}
