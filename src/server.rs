@@ -226,6 +226,16 @@ enum Op {
 /// the session was sent, and the browser keeps its cookie (answer `503`);
 /// [`SessionError::Encode`] as for cookie sessions.
 pub async fn commit<S: DynStore + ?Sized>(
+    session: Session,
+    store: &S,
+    now: OffsetDateTime,
+) -> Result<Decision, SessionError> {
+    let headers = session.token_headers();
+    let decision = commit_session(session, store, now).await?;
+    Ok(decision.with_token_headers(headers.0, headers.1))
+}
+
+async fn commit_session<S: DynStore + ?Sized>(
     mut session: Session,
     store: &S,
     now: OffsetDateTime,
@@ -276,7 +286,9 @@ pub(crate) fn commit_degraded(session: &Session) -> Result<Decision, SessionErro
             "the session store was down: this request's session changes were not saved".into(),
         )));
     }
-    Ok(Decision::accessed(CookieAction::Keep, Vec::new()))
+    let (brought_token, token_issued) = session.token_headers();
+    Ok(Decision::accessed(CookieAction::Keep, Vec::new())
+        .with_token_headers(brought_token, token_issued))
 }
 
 /// The response of a request whose session ended or moved while it ran (a logout, or a

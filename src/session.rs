@@ -260,6 +260,12 @@ impl Session {
         self.token_at.is_some()
     }
 
+    /// What the response's token headers depend on: the request brought a token, and the
+    /// page was given one ([`Decision::with_token_headers`]).
+    pub(crate) fn token_headers(&self) -> (bool, bool) {
+        (self.brought_token(), self.token_issued.get())
+    }
+
     /// The decoded session, decoding it on first use.
     /// Whether anything looked at the session (so the response varies on the cookie).
     #[cfg(feature = "tower")]
@@ -487,7 +493,7 @@ impl Session {
         if self.server_side {
             return Err(SessionError::ServerSide);
         }
-        let (brought_token, token_issued) = (self.brought_token(), self.token_issued.get());
+        let (brought_token, token_issued) = self.token_headers();
         let had_cookie = self.had_cookie();
         let Some(state) = self.state.into_inner() else {
             // Never accessed: nothing was decoded, nothing is sent, nothing varies.

@@ -230,11 +230,15 @@ where
             // A failed handler's half-done changes are not stored (unless configured), in
             // a cookie or in a store.
             if response.status().is_server_error() && !layer.save_on_server_error {
-                if let Ok(Some(session)) = handle.take()
-                    && session.accessed()
-                {
-                    let vary_only = Decision::accessed(CookieAction::Keep, Vec::new());
-                    crate::http::apply(&vary_only, response.headers_mut());
+                if let Ok(Some(session)) = handle.take() {
+                    let (brought_token, token_issued) = session.token_headers();
+                    let headers_only = if session.accessed() {
+                        Decision::accessed(CookieAction::Keep, Vec::new())
+                    } else {
+                        Decision::untouched()
+                    };
+                    let headers_only = headers_only.with_token_headers(brought_token, token_issued);
+                    crate::http::apply(&headers_only, response.headers_mut());
                 }
                 return Ok(response);
             }

@@ -325,6 +325,8 @@ async fn login_through_a_token_issues_a_fresh_id_in_the_token_never_a_cookie() {
         );
 
         let response = call(&mut app, get_req(&format!("/whoami?{PARAM}={fresh}"))).await;
+        assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(response.headers()["cache-control"], "no-store");
         assert!(text(response).await.starts_with("gina|Loaded|"));
         if server_side {
             // The old id's record moved: the token from before the login finds nothing.

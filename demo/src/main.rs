@@ -10,6 +10,10 @@
 //! does not expire records itself). `SESSION_COOKIES=N` (2 to 8) lets a cookie session
 //! grow across up to N cookies (`demo-session`, `demo-session.2`, ...; 16 KiB in all).
 //!
+//! `GET /plain` works without cookies: its links and form carry the session in the
+//! `tg_visit` parameter (TurboGears' `visit.source = 'cookie, form'`), and `POST /plain`
+//! (`text`, `tg_visit`) stores a note from that form.
+//!
 //! Routes: `GET /` counts visits (writes) and shows flash messages, `POST /login` (`user`,
 //! optional `remember`) regenerates the session and stores the user, `POST /note` (`text`)
 //! stores a note, `GET /me` shows the session as JSON (read-only: never sends a cookie),
@@ -58,6 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_touch_policy(TouchPolicy::SLIDING)
         .with_max_cookies(cookies)
         .with_max_total_size(16 * 1024)
+        // For the cookie-less page; off by default in the library.
+        .with_token_parameter("tg_visit")
         .build()?;
     eprintln!("NOTE: plain-HTTP development mode: the cookie is sent without `Secure`.");
     if cookies > 1 {
@@ -79,7 +85,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/health", get(health))
-        .layer(layer);
+        .route("/plain", get(plain).post(plain_note))
+        .layer(layer.with_form_bodies());
 
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -207,6 +214,36 @@ async fn me(session: SessionHandle) -> Handled {
 async fn logout(session: SessionHandle) -> Handled {
     session.delete()?;
     Ok(page("Logged out."))
+}
+
+/// A page for visitors whose browsers keep no cookies: every link and form carries the
+/// session in `tg_visit` (which the layer removes before the handler sees the request).
+async fn plain(session: SessionHandle) -> Handled {
+    let count = session.get::<u64>("plain_count")?.unwrap_or(0) + 1;
+    session.insert("plain_count", &count)?;
+    plain_page(&session, count)
+}
+
+#[derive(Deserialize)]
+struct PlainNote {
+    text: String,
+}
+
+async fn plain_note(session: SessionHandle, Form(form): Form<PlainNote>) -> Handled {
+    session.insert("note", &form.text)?;
+    let count = session.get::<u64>("plain_count")?.unwrap_or(0);
+    plain_page(&session, count)
+}
+
+fn plain_page(session: &SessionHandle, count: u64) -> Handled {
+    let note = session.get::<String>("note")?.unwrap_or_default();
+    // After the changes: the token carries the session as it is now.
+    let token = session.token()?.unwrap_or_default();
+    Ok(Html(format!(
+        "<!doctype html><title>cookie-session demo, no cookies</title>         <h1>Without cookies</h1><p id=count>Visits through these links: {count}</p>         <p id=note>Note: {note}</p>         <p><a id=next href=\"/plain?tg_visit={token}\">Next page</a></p>         <form method=post action=/plain><input type=hidden name=tg_visit value=\"{token}\">         <input name=text placeholder=note><button id=save>Save note</button></form>",
+        note = escape(&note),
+    ))
+    .into_response())
 }
 
 async fn health() -> &'static str {

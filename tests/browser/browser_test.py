@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drive headless Chromium (through ChromeDriver's W3C WebDriver API) against the demo.
 
-    browser_test.py DEMO_URL [cookie|chunked|server-side]
+    browser_test.py DEMO_URL [cookie|chunked|server-side|no-cookies]
 
 Proves, in the browser's real cookie store, that the session cookie is stored and sent back
 with the configured attributes, that a read-only page does not rewrite it, that logout
@@ -11,7 +11,9 @@ SESSION_STORE=sqlite:...) the size checks give way to what only server-side sess
 session far larger than a cookie, and a logout after which the replayed old cookie finds
 nothing. In chunked mode (the demo with SESSION_COOKIES=4) a 10 KB session is stored across
 four cookies and sent back whole, and when it shrinks the stale pieces leave the browser's
-cookie store. Standard library only.
+cookie store. In no-cookies mode Chromium blocks all cookies, and the demo's /plain page
+carries the session in its links and form (the `tg_visit` parameter) instead.
+Standard library only.
 """
 
 import json
@@ -35,7 +37,7 @@ def free_port():
 
 
 class WebDriver:
-    def __init__(self):
+    def __init__(self, block_cookies=False):
         self.port = free_port()
         self.driver = subprocess.Popen(
             [shutil.which("chromedriver"), f"--port={self.port}"],
@@ -52,6 +54,8 @@ class WebDriver:
                 "--disable-component-update", "--no-first-run", "--disable-sync",
                 f"--user-data-dir={self.profile}"]
         options = {"args": args}
+        if block_cookies:
+            options["prefs"] = {"profile.default_content_setting_values.cookies": 2}
         binary = shutil.which("chromium")
         if binary:
             options["binary"] = binary
@@ -111,6 +115,16 @@ def main(url, mode="cookie"):
     def check(name, ok, detail=""):
         results.append(ok)
         print(f"{'ok  ' if ok else 'FAIL'} {name} {detail if not ok else ''}")
+
+    if mode == "no-cookies":
+        wd = WebDriver(block_cookies=True)
+        try:
+            no_cookie_checks(wd, url, check)
+        finally:
+            wd.quit()
+        passed, failed = results.count(True), results.count(False)
+        print(f"{passed} passed, {failed} failed")
+        return 1 if failed else 0
 
     wd = WebDriver()
     try:
@@ -192,6 +206,46 @@ def main(url, mode="cookie"):
     passed, failed = results.count(True), results.count(False)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def no_cookie_checks(wd, url, check):
+    """A browser that keeps no cookies at all: the session travels in `tg_visit`."""
+    wd.go(url)
+    check("cookies are blocked: the home page's cookie is not kept", wd.cookies() == {}, wd.cookies())
+
+    def count():
+        return wd.script("const e = document.getElementById('count'); return e ? e.innerText : '';")
+
+    wd.go(url + "plain")
+    check("the cookie-less page starts a session", count() == "Visits through these links: 1", count())
+    for expected in (2, 3):
+        wd.script("document.getElementById('next').click();")
+        for _ in range(50):
+            if count().endswith(f": {expected}"):
+                break
+            time.sleep(0.1)
+        check(f"following the link carries the session (visit {expected})",
+              count() == f"Visits through these links: {expected}", count())
+    check("the page that came from a token link sends no Referer onwards",
+          wd.script("return document.referrer") == "", wd.script("return document.referrer"))
+    check("the link carries the session in the URL", "tg_visit=" in wd.script("return location.search"))
+
+    wd.script("document.querySelector('input[name=text]').value = 'hello';"
+              "document.getElementById('save').click();")
+    for _ in range(50):
+        if "hello" in wd.text():
+            break
+        time.sleep(0.1)
+    check("a form with the hidden field stores a note in the same session",
+          "Note: hello" in wd.text() and count() == "Visits through these links: 3", wd.text())
+    wd.script("document.getElementById('next').click();")
+    for _ in range(50):
+        if count().endswith(": 4"):
+            break
+        time.sleep(0.1)
+    check("the note and the count survive the next link",
+          "Note: hello" in wd.text() and count() == "Visits through these links: 4", wd.text())
+    check("the browser still holds no cookie", wd.cookies() == {}, wd.cookies())
 
 
 def chunked_checks(wd, url, check):

@@ -39,4 +39,6 @@ run_against() {
 
 run_against cookie cookie
 run_against cookie chunked 4
+run_against cookie no-cookies
 run_against "sqlite:$store_dir/sessions.db" server-side
+run_against "sqlite:$store_dir/sessions.db" no-cookies
