@@ -1,0 +1,280 @@
+//! The servers of the HTTP-level benchmark, one router per implementation (see
+//! `src/main.rs`), shared with the `profile` binary that drives them in-process.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value};
+
+pub type Payload = Map<String, Value>;
+
+static NOTES: AtomicU64 = AtomicU64::new(0);
+
+pub fn payload(size: &str) -> Payload {
+    let all: Value =
+        serde_json::from_str(include_str!("../../../benches/payloads.json")).expect("payloads");
+    serde_json::from_value(all[size].clone()).expect("a payload")
+}
+
+pub fn next_note() -> u64 {
+    NOTES.fetch_add(1, Ordering::Relaxed)
+}
+
+/// No session at all: the floor every other row is measured against.
+pub mod bare {
+    use axum::Router;
+    use axum::routing::{get, post};
+
+    pub fn router() -> Router {
+        Router::new()
+            .route("/login", get(|| async { "ok" }))
+            .route("/me", get(|| async { "1234567" }))
+            .route("/note", post(|| async { super::next_note().to_string() }))
+    }
+}
+
+/// This crate's layer.
+pub mod mine {
+    use axum::Router;
+    use axum::routing::{get, post};
+    use cookie_session::store::{MemoryStore, SqliteStore};
+    use cookie_session::tower::SessionLayer;
+    use cookie_session::{Key, KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
+
+    pub fn router(imp: &str, data: super::Payload) -> Router {
+        let mode = if imp == "ours-encrypted" {
+            Mode::Encrypted
+        } else {
+            Mode::Signed
+        };
+        let sessions = SessionConfig::new(mode, KeyRing::new(Key::generate().expect("a key")))
+            .with_name("session")
+            .with_insecure_http_for_local_development()
+            .build()
+            .expect("a configuration");
+        let layer = SessionLayer::new(sessions);
+        let layer = match imp {
+            "ours-signed" | "ours-encrypted" => layer,
+            "ours-memory" => layer.with_store(MemoryStore::new()),
+            "ours-sqlite" => {
+                let path =
+                    std::env::temp_dir().join(format!("http-peer-{}.db", std::process::id()));
+                layer.with_store(SqliteStore::open(&path).expect("sqlite"))
+            }
+            other => panic!("unknown implementation {other}"),
+        };
+        Router::new()
+            .route(
+                "/login",
+                get(move |s: SessionHandle| async move {
+                    for (k, v) in &data {
+                        s.insert(k, v)?;
+                    }
+                    Ok::<_, SessionError>("ok")
+                }),
+            )
+            .route(
+                "/me",
+                get(|s: SessionHandle| async move {
+                    Ok::<_, SessionError>(s.get::<u64>("user_id")?.unwrap_or(0).to_string())
+                }),
+            )
+            .route(
+                "/note",
+                post(|s: SessionHandle| async move {
+                    let n = super::next_note();
+                    s.insert("note", &n)?;
+                    Ok::<_, SessionError>(n.to_string())
+                }),
+            )
+            .layer(layer)
+    }
+}
+
+/// tower-sessions with its in-memory store.
+pub mod theirs {
+    use axum::Router;
+    use axum::routing::{get, post};
+    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+
+    pub fn router(data: super::Payload) -> Router {
+        let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+        Router::new()
+            .route(
+                "/login",
+                get(move |s: Session| async move {
+                    for (k, v) in &data {
+                        s.insert(k, v).await.expect("inserts");
+                    }
+                    "ok"
+                }),
+            )
+            .route(
+                "/me",
+                get(|s: Session| async move {
+                    s.get::<u64>("user_id")
+                        .await
+                        .expect("reads")
+                        .unwrap_or(0)
+                        .to_string()
+                }),
+            )
+            .route(
+                "/note",
+                post(|s: Session| async move {
+                    let n = super::next_note();
+                    s.insert("note", n).await.expect("writes");
+                    n.to_string()
+                }),
+            )
+            .layer(layer)
+    }
+}
+
+/// axum-extra's cookie jars, the session as one JSON map in one cookie.
+pub mod jar {
+    use axum::Router;
+    use axum::extract::FromRef;
+    use axum::routing::{get, post};
+    use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar, SignedCookieJar};
+
+    #[derive(Clone)]
+    struct State(Key);
+
+    impl FromRef<State> for Key {
+        fn from_ref(state: &State) -> Self {
+            state.0.clone()
+        }
+    }
+
+    fn read(value: Option<Cookie<'_>>) -> super::Payload {
+        value
+            .and_then(|c| serde_json::from_str(c.value()).ok())
+            .unwrap_or_default()
+    }
+
+    fn cookie(map: &super::Payload) -> Cookie<'static> {
+        let mut cookie = Cookie::new("session", serde_json::to_string(map).expect("json"));
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie
+    }
+
+    pub fn router(private: bool, data: super::Payload) -> Router {
+        let state = State(Key::generate());
+        if private {
+            Router::new()
+                .route(
+                    "/login",
+                    get(move |jar: PrivateCookieJar| async move { (jar.add(cookie(&data)), "ok") }),
+                )
+                .route(
+                    "/me",
+                    get(|jar: PrivateCookieJar| async move {
+                        read(jar.get("session"))["user_id"]
+                            .as_u64()
+                            .unwrap_or(0)
+                            .to_string()
+                    }),
+                )
+                .route(
+                    "/note",
+                    post(|jar: PrivateCookieJar| async move {
+                        let mut map = read(jar.get("session"));
+                        let n = super::next_note();
+                        map.insert("note".into(), n.into());
+                        (jar.add(cookie(&map)), n.to_string())
+                    }),
+                )
+                .with_state(state)
+        } else {
+            Router::new()
+                .route(
+                    "/login",
+                    get(move |jar: SignedCookieJar| async move { (jar.add(cookie(&data)), "ok") }),
+                )
+                .route(
+                    "/me",
+                    get(|jar: SignedCookieJar| async move {
+                        read(jar.get("session"))["user_id"]
+                            .as_u64()
+                            .unwrap_or(0)
+                            .to_string()
+                    }),
+                )
+                .route(
+                    "/note",
+                    post(|jar: SignedCookieJar| async move {
+                        let mut map = read(jar.get("session"));
+                        let n = super::next_note();
+                        map.insert("note".into(), n.into());
+                        (jar.add(cookie(&map)), n.to_string())
+                    }),
+                )
+                .with_state(state)
+        }
+    }
+}
+
+/// actix-web with actix-session's cookie store, one worker.
+pub mod actix {
+    use actix_session::config::CookieContentSecurity;
+    use actix_session::storage::CookieSessionStore;
+    use actix_session::{Session, SessionMiddleware};
+    use actix_web::cookie::Key;
+    use actix_web::{App, HttpServer, web};
+
+    pub fn serve(private: bool, data: super::Payload, port: u16) -> std::io::Result<()> {
+        let key = Key::generate();
+        let security = if private {
+            CookieContentSecurity::Private
+        } else {
+            CookieContentSecurity::Signed
+        };
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                let data = data.clone();
+                App::new()
+                    .wrap(
+                        SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                            .cookie_secure(false)
+                            .cookie_content_security(security)
+                            .build(),
+                    )
+                    .route(
+                        "/login",
+                        web::get().to(move |s: Session| {
+                            let data = data.clone();
+                            async move {
+                                for (k, v) in &data {
+                                    s.insert(k, v).expect("inserts");
+                                }
+                                "ok"
+                            }
+                        }),
+                    )
+                    .route(
+                        "/me",
+                        web::get().to(|s: Session| async move {
+                            s.get::<u64>("user_id")
+                                .ok()
+                                .flatten()
+                                .unwrap_or(0)
+                                .to_string()
+                        }),
+                    )
+                    .route(
+                        "/note",
+                        web::post().to(|s: Session| async move {
+                            let n = super::next_note();
+                            s.insert("note", n).expect("writes");
+                            n.to_string()
+                        }),
+                    )
+            })
+            .workers(1)
+            .bind(("127.0.0.1", port))?;
+            println!("listening");
+            server.run().await
+        })
+    }
+}
