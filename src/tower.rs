@@ -226,7 +226,10 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let mut response = response.await?;
-            let now = OffsetDateTime::now_utc();
+            // The request's time serves for its response: one clock read per request
+            // instead of two (`perf` put each at over 1 % of a small request on a virtual
+            // machine). The difference is the request's duration, which only moves a
+            // renewed cookie's deadlines earlier by as much.
             // A failed handler's half-done changes are not stored (unless configured), in
             // a cookie or in a store.
             if response.status().is_server_error() && !layer.save_on_server_error {
