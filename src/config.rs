@@ -183,7 +183,7 @@ impl SessionConfig {
     /// The defaults: name `__Host-session`, `Path=/`, no `Domain`, `Secure`, `HttpOnly`,
     /// `SameSite=Lax`, a browser-session cookie, idle timeout 20 minutes, lifetime 14 days,
     /// [`TouchPolicy::SLIDING`], older keys re-issued, [`SaveMode::Automatic`], 4096 bytes,
-    /// no compression, one cookie, no token source, no revocation check.
+    /// no compression, one cookie, no token parameter, no revocation check.
     #[must_use]
     pub fn new(mode: Mode, ring: KeyRing) -> Self {
         Self {
