@@ -19,6 +19,17 @@ pub fn next_note() -> u64 {
     NOTES.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The axum router of `imp` (every implementation but actix-web's).
+pub fn router(imp: &str, data: Payload) -> axum::Router {
+    match imp {
+        "bare" => bare::router(),
+        "tower-sessions" => theirs::router(data),
+        "axum-extra-signed" => jar::router(false, data),
+        "axum-extra-private" => jar::router(true, data),
+        ours => mine::router(ours, data),
+    }
+}
+
 /// No session at all: the floor every other row is measured against.
 pub mod bare {
     use axum::Router;
@@ -159,58 +170,42 @@ pub mod jar {
         cookie
     }
 
+    /// The routes over one jar type: the two jars share no trait, so a macro writes them.
+    macro_rules! routes {
+        ($jar:ty, $data:expr) => {{
+            let data = $data;
+            Router::new()
+                .route(
+                    "/login",
+                    get(move |jar: $jar| async move { (jar.add(cookie(&data)), "ok") }),
+                )
+                .route(
+                    "/me",
+                    get(|jar: $jar| async move {
+                        read(jar.get("session"))["user_id"]
+                            .as_u64()
+                            .unwrap_or(0)
+                            .to_string()
+                    }),
+                )
+                .route(
+                    "/note",
+                    post(|jar: $jar| async move {
+                        let mut map = read(jar.get("session"));
+                        let n = super::next_note();
+                        map.insert("note".into(), n.into());
+                        (jar.add(cookie(&map)), n.to_string())
+                    }),
+                )
+        }};
+    }
+
     pub fn router(private: bool, data: super::Payload) -> Router {
         let state = State(Key::generate());
         if private {
-            Router::new()
-                .route(
-                    "/login",
-                    get(move |jar: PrivateCookieJar| async move { (jar.add(cookie(&data)), "ok") }),
-                )
-                .route(
-                    "/me",
-                    get(|jar: PrivateCookieJar| async move {
-                        read(jar.get("session"))["user_id"]
-                            .as_u64()
-                            .unwrap_or(0)
-                            .to_string()
-                    }),
-                )
-                .route(
-                    "/note",
-                    post(|jar: PrivateCookieJar| async move {
-                        let mut map = read(jar.get("session"));
-                        let n = super::next_note();
-                        map.insert("note".into(), n.into());
-                        (jar.add(cookie(&map)), n.to_string())
-                    }),
-                )
-                .with_state(state)
+            routes!(PrivateCookieJar, data).with_state(state)
         } else {
-            Router::new()
-                .route(
-                    "/login",
-                    get(move |jar: SignedCookieJar| async move { (jar.add(cookie(&data)), "ok") }),
-                )
-                .route(
-                    "/me",
-                    get(|jar: SignedCookieJar| async move {
-                        read(jar.get("session"))["user_id"]
-                            .as_u64()
-                            .unwrap_or(0)
-                            .to_string()
-                    }),
-                )
-                .route(
-                    "/note",
-                    post(|jar: SignedCookieJar| async move {
-                        let mut map = read(jar.get("session"));
-                        let n = super::next_note();
-                        map.insert("note".into(), n.into());
-                        (jar.add(cookie(&map)), n.to_string())
-                    }),
-                )
-                .with_state(state)
+            routes!(SignedCookieJar, data).with_state(state)
         }
     }
 }

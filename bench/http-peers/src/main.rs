@@ -9,7 +9,7 @@
 //! `axum-extra-private` (the session as a JSON map in one `SignedCookieJar` /
 //! `PrivateCookieJar` cookie). `run.sh` drives it.
 
-use cookie_session_bench_http::{actix, bare, jar, mine, payload, theirs};
+use cookie_session_bench_http::{actix, payload, router};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -27,13 +27,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let router = match imp.as_str() {
-        "bare" => bare::router(),
-        "tower-sessions" => theirs::router(data),
-        "axum-extra-signed" => jar::router(false, data),
-        "axum-extra-private" => jar::router(true, data),
-        ours => mine::router(ours, data),
-    };
+    let router = router(imp, data);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use cookie_session_bench_http::{bare, jar, mine, payload, theirs};
+use cookie_session_bench_http::{payload, router};
 use tower::ServiceExt as _;
 
 fn main() {
@@ -16,13 +16,7 @@ fn main() {
     };
     let n: usize = n.parse().expect("a count");
     let data = payload(size);
-    let router = match imp.as_str() {
-        "bare" => bare::router(),
-        "tower-sessions" => theirs::router(data),
-        "axum-extra-signed" => jar::router(false, data),
-        "axum-extra-private" => jar::router(true, data),
-        ours => mine::router(ours, data),
-    };
+    let router = router(imp, data);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
