@@ -253,6 +253,12 @@ where
                     crate::diagnostics::save_failed(layer.sessions.name(), &error);
                     response = store_unavailable().map(ResBody::from);
                 }
+                // Other requests kept changing the record for every retry: contention, not
+                // a fault, so the client is told to try again shortly.
+                Err(error @ SessionError::Stored(StoreError::Conflict)) => {
+                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
+                    response = store_busy().map(ResBody::from);
+                }
                 Err(error) => {
                     crate::diagnostics::save_failed(layer.sessions.name(), &error);
                     response = layer.failure_response(&error).map(ResBody::from);
@@ -473,6 +479,21 @@ pub(crate) fn store_unavailable() -> Response<String> {
     response.headers_mut().insert(
         ::http::header::RETRY_AFTER,
         ::http::HeaderValue::from_static("5"),
+    );
+    response
+}
+
+/// `503 Service Unavailable` with `Retry-After: 1`, for a write that lost to concurrent
+/// writes of the same session through every retry: nothing of it was stored, and the
+/// cookie is not touched.
+fn store_busy() -> Response<String> {
+    let mut response = Response::new(
+        "the session was changed by other requests while this one saved; try again\n".to_owned(),
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        ::http::header::RETRY_AFTER,
+        ::http::HeaderValue::from_static("1"),
     );
     response
 }

@@ -600,3 +600,57 @@ async fn the_layer_sends_every_piece_of_a_split_session_and_removes_stale_ones()
             .to_vec()
     );
 }
+
+/// A store whose saves always lose to a concurrent writer once switched on.
+#[derive(Default)]
+struct Contended(std::sync::atomic::AtomicBool);
+
+impl common::Hook for Contended {
+    fn before(&self, op: &'static str) -> Result<(), cookie_session::store::StoreError> {
+        if op == "save" && self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(cookie_session::store::StoreError::Conflict)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_loses_every_retry_to_concurrent_writes_gets_503_with_retry_after() {
+    let store = std::sync::Arc::new(common::Hooked::<Contended>::default());
+    let sessions = config(Mode::Signed).build().unwrap();
+    let mut app = Router::new()
+        .route(
+            "/count",
+            get(|s: SessionHandle| async move {
+                let n = s.get::<u64>("n")?.unwrap_or(0) + 1;
+                s.insert("n", &n)?;
+                Ok::<_, cookie_session::SessionError>(n.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(sessions).with_store(store.clone()));
+    let response = call(&mut app, get_with("/count", None)).await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    store
+        .hook
+        .0
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let response = call(&mut app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(response.headers().get("set-cookie").is_none());
+    // Once the contention is over, the session is where it was: nothing was lost.
+    store
+        .hook
+        .0
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let response = call(&mut app, get_with("/count", Some(&cookie))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, "2");
+}
