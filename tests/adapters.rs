@@ -413,6 +413,17 @@ fn server_side_app_with(store: std::sync::Arc<Switchable>, degrade: bool) -> Rou
         )
 }
 
+/// The `name=value` of the response's (first) `Set-Cookie`, as a browser sends it back.
+fn cookie_pair(response: &Response<Body>) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 fn get_with(path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut request = Request::get(path);
     if let Some(cookie) = cookie {
@@ -427,13 +438,7 @@ async fn server_side_sessions_through_the_layer_end_in_a_logout_that_is_final() 
     let mut app = server_side_app(store.clone());
     let response = call(&mut app, get_with("/login", None)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&response);
     let response = call(&mut app, get_with("/me", Some(&cookie))).await;
     assert!(response.headers().get("set-cookie").is_none());
     assert_eq!(body_text(response).await, "Some(\"ada\")");
@@ -455,13 +460,7 @@ async fn a_store_that_is_down_gives_503_with_retry_after_and_leaves_the_cookie()
     let store = std::sync::Arc::new(Switchable::default());
     let mut app = server_side_app(store.clone());
     let response = call(&mut app, get_with("/login", None)).await;
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&response);
     store
         .hook
         .0
@@ -496,13 +495,7 @@ async fn opt_in_the_store_being_down_serves_an_empty_read_only_session() {
     let store = std::sync::Arc::new(Switchable::default());
     let mut app = server_side_app_with(store.clone(), true);
     let response = call(&mut app, get_with("/login", None)).await;
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&response);
     store
         .hook
         .0
@@ -630,13 +623,7 @@ async fn a_write_that_loses_every_retry_to_concurrent_writes_gets_503_with_retry
         )
         .layer(SessionLayer::new(sessions).with_store(store.clone()));
     let response = call(&mut app, get_with("/count", None)).await;
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&response);
     store
         .hook
         .0
