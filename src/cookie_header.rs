@@ -31,7 +31,48 @@ pub(crate) const MAX_AGE_CAP: Duration = Duration::from_secs(400 * 86_400);
 /// only if it starts with `name`.
 #[cfg(test)]
 pub(crate) fn find<'h>(headers: impl IntoIterator<Item = &'h [u8]>, name: &str) -> Vec<String> {
-    find_pieces(headers, name, 1).0
+    find_pieces(headers, name, 1).0.to_vec()
+}
+
+/// The values found for the session cookie (and a token parameter's), in order. Almost
+/// always none or one, and then held without a vector: one allocation less per request.
+#[derive(Debug, Default)]
+pub(crate) enum Candidates {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Candidates {
+    /// Puts `value` at index `at` (at the end when `at` is past it).
+    pub(crate) fn insert(&mut self, at: usize, value: String) {
+        *self = match std::mem::take(self) {
+            Self::None => Self::One(value),
+            Self::One(first) if at == 0 => Self::Many(vec![value, first]),
+            Self::One(first) => Self::Many(vec![first, value]),
+            Self::Many(mut all) => {
+                all.insert(at.min(all.len()), value);
+                Self::Many(all)
+            }
+        };
+    }
+
+    fn push(&mut self, value: String) {
+        self.insert(usize::MAX, value);
+    }
+}
+
+impl std::ops::Deref for Candidates {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        match self {
+            Self::None => &[],
+            Self::One(value) => std::slice::from_ref(value),
+            Self::Many(values) => values,
+        }
+    }
 }
 
 /// [`find`], and with `max_cookies > 1` also the values of the companion cookies of a
@@ -41,8 +82,8 @@ pub(crate) fn find_pieces<'h>(
     headers: impl IntoIterator<Item = &'h [u8]>,
     name: &str,
     max_cookies: usize,
-) -> (Vec<String>, Vec<(usize, String)>) {
-    let mut candidates = Vec::new();
+) -> (Candidates, Vec<(usize, String)>) {
+    let mut candidates = Candidates::None;
     let mut companions: Vec<(usize, String)> = Vec::new();
     let pairs = headers.into_iter().flat_map(|header| {
         let mut start = 0;
@@ -194,6 +235,22 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn candidates_keep_the_order_they_are_put_in() {
+        let mut candidates = Candidates::default();
+        assert!(candidates.is_empty());
+        candidates.push("b".to_owned());
+        assert_eq!(&*candidates, ["b"]);
+        candidates.insert(0, "a".to_owned());
+        candidates.push("d".to_owned());
+        candidates.insert(2, "c".to_owned());
+        assert_eq!(&*candidates, ["a", "b", "c", "d"]);
+        let mut one = Candidates::default();
+        one.push("x".to_owned());
+        one.insert(1, "y".to_owned());
+        assert_eq!(&*one, ["x", "y"]);
+    }
 
     /// RFC 6265bis, section 5.4 (the `Cookie` header) read literally: split at `;`, then at
     /// the first `=`, trim SP and HTAB, drop empty names; plus the cookie crate's removal

