@@ -32,6 +32,7 @@ pub mod store;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod turns;
 mod xaes;
 
 /// The design documents, part of the API documentation: nothing to call here.

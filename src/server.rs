@@ -243,6 +243,18 @@ async fn commit_session<S: DynStore + ?Sized>(
     if session.state.get().is_none() {
         return Ok(Decision::untouched());
     }
+    // A save of a loaded record waits for the other commits of this record through this
+    // store handle (see `turns`): it then meets at most one newer version. Deletes and
+    // touches cannot conflict and do not wait.
+    let saves = {
+        let state = session.state();
+        let saving = state.stamp.is_some() && !state.data.is_empty() && state.data.changed();
+        state.record.filter(|_| saving)
+    };
+    let _turn = match saves {
+        Some(stored) => Some(crate::turns::take(store, stored.key).await),
+        None => None,
+    };
     let mut attempts = 0;
     loop {
         let (ops, action) = plan(&mut session, now)?;

@@ -62,7 +62,27 @@ fn handle(
     cookie: Option<&str>,
     now: i64,
 ) -> SessionHandle {
-    let store: Arc<dyn DynStore> = store.clone();
+    handle_on(sessions, store.clone(), cookie, now)
+}
+
+/// A request served by another instance of the application: its own handle on the same
+/// store. (Commits through one handle take turns per record, so the races below, which
+/// park one commit while another runs, happen between instances.)
+fn elsewhere(
+    sessions: &Sessions,
+    store: &Arc<Parking>,
+    cookie: Option<&str>,
+    now: i64,
+) -> SessionHandle {
+    handle_on(sessions, Arc::new(Arc::clone(store)), cookie, now)
+}
+
+fn handle_on(
+    sessions: &Sessions,
+    store: Arc<dyn DynStore>,
+    cookie: Option<&str>,
+    now: i64,
+) -> SessionHandle {
     let h = SessionHandle::server_side(
         sessions.load_server_side(cookie.map(str::as_bytes), at(now)),
         store,
@@ -91,7 +111,7 @@ fn a_save_parked_inside_its_commit_is_rebased_after_the_other_commits() {
     let (sessions, store) = (sessions(), Arc::new(Parking::default()));
     let cookie = new_session(&sessions, &store);
     let a = handle(&sessions, &store, Some(&cookie), T0 + 1);
-    let b = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    let b = elsewhere(&sessions, &store, Some(&cookie), T0 + 1);
     a.insert("a", &1).unwrap();
     b.insert("b", &2).unwrap();
     let (parked, release) = store.hook.park_next("save");
@@ -115,7 +135,7 @@ fn a_write_between_a_regenerates_rename_and_save_is_dropped() {
     let (sessions, store) = (sessions(), Arc::new(Parking::default()));
     let cookie = new_session(&sessions, &store);
     let login = handle(&sessions, &store, Some(&cookie), T0 + 1);
-    let write = handle(&sessions, &store, Some(&cookie), T0 + 1);
+    let write = elsewhere(&sessions, &store, Some(&cookie), T0 + 1);
     login
         .with(|s| {
             s.regenerate().unwrap();
@@ -161,6 +181,7 @@ fn a_logout_during_a_conflict_retry_is_final() {
     std::thread::scope(|scope| {
         let running = scope.spawn(|| block_on(slow.commit(at(T0 + 3))).unwrap());
         parked.recv().unwrap();
+        // Through the same handle: a logout does not wait for the parked save's turn.
         let logout = handle(&sessions, &store, Some(&cookie), T0 + 3);
         logout.delete().unwrap();
         block_on(logout.commit(at(T0 + 3))).unwrap();
