@@ -57,11 +57,12 @@ impl Xaes {
         ad: &[u8],
         buffer: &mut [u8],
     ) -> Option<[u8; TAG_LEN]> {
-        let (gcm, nonce) = self.cipher(nonce)?;
-        let tag = gcm
-            .encrypt_inout_detached(nonce.into(), ad, buffer.into())
-            .ok()?;
-        Some(tag.into())
+        self.with_cipher(nonce, |gcm, nonce| {
+            let tag = gcm
+                .encrypt_inout_detached(nonce.into(), ad, buffer.into())
+                .ok()?;
+            Some(tag.into())
+        })?
     }
 
     /// Decrypts `buffer` in place if `tag` authenticates it and `ad`. On failure the
@@ -73,17 +74,21 @@ impl Xaes {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Option<()> {
-        let (gcm, nonce) = self.cipher(nonce)?;
-        gcm.decrypt_inout_detached(nonce.into(), ad, buffer.into(), tag.into())
-            .ok()
+        self.with_cipher(nonce, |gcm, nonce| {
+            gcm.decrypt_inout_detached(nonce.into(), ad, buffer.into(), tag.into())
+                .ok()
+        })?
     }
 
-    /// The AES-GCM instance for `nonce`, and the 12 bytes of the nonce that GCM takes.
-    /// (Always `Some`: the nonce splits into two halves of 12 bytes.)
-    fn cipher<'n>(
+    /// Calls `use_gcm` with the AES-GCM instance for `nonce` and the 12 bytes of the nonce
+    /// that GCM takes. (Always `Some`: the nonce splits into two halves of 12 bytes.) The
+    /// instance is lent, not returned: a move would leave a copy of its round keys in a
+    /// stack slot that its zeroizing drop never sees (and cost a copy per cookie).
+    fn with_cipher<T>(
         &self,
-        nonce: &'n [u8; NONCE_LEN],
-    ) -> Option<(AesGcm<Aes256Enc, U12>, &'n [u8; 12])> {
+        nonce: &[u8; NONCE_LEN],
+        use_gcm: impl FnOnce(&AesGcm<Aes256Enc, U12>, &[u8; 12]) -> T,
+    ) -> Option<T> {
         let (derive, gcm_nonce) = nonce.split_at(12);
         let gcm_nonce: &[u8; 12] = gcm_nonce.try_into().ok()?;
         // Kx = AES(K, [0,1,'X',0] || N[..12] ^ K1) || AES(K, [0,2,'X',0] || N[..12] ^ K1)
@@ -102,7 +107,7 @@ impl Xaes {
         key[..16].copy_from_slice(first);
         key[16..].copy_from_slice(second);
         let gcm = AesGcm::<Aes256Enc, U12>::new((&*key).into());
-        Some((gcm, gcm_nonce))
+        Some(use_gcm(&gcm, gcm_nonce))
     }
 }
 
