@@ -24,10 +24,11 @@ fn table() -> &'static Mutex<HashMap<Place, Arc<async_lock::Mutex<()>>>> {
     TABLE.get_or_init(Mutex::default)
 }
 
-/// A commit's turn on a store key; the next one's begins when it is dropped.
+/// A commit's turn on a store key; the next one's begins when it is dropped. It exists
+/// from before the wait, so that a wait given up (the future dropped) cleans up too.
 pub(crate) struct Turn {
     place: Place,
-    lock: Option<Arc<async_lock::Mutex<()>>>,
+    lock: Arc<async_lock::Mutex<()>>,
     guard: Option<async_lock::MutexGuardArc<()>>,
 }
 
@@ -44,26 +45,21 @@ pub(crate) async fn take<S: ?Sized>(store: &S, key: StoreKey) -> Turn {
     );
     let mut turn = Turn {
         place,
-        lock: Some(lock),
+        lock,
         guard: None,
     };
-    if let Some(lock) = &turn.lock {
-        turn.guard = Some(lock.lock_arc().await);
-    }
+    let guard = turn.lock.lock_arc().await;
+    turn.guard = Some(guard);
     turn
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
         drop(self.guard.take());
-        drop(self.lock.take());
         let mut table = table().lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the table's own reference left: nobody holds or waits for this key (a
-        // newcomer clones it under the same lock, so this cannot miss one).
-        if table
-            .get(&self.place)
-            .is_some_and(|lock| Arc::strong_count(lock) == 1)
-        {
+        // Only the table's reference and this turn's left: nobody else holds or waits for
+        // this key (a newcomer clones it under the same lock, so this cannot miss one).
+        if Arc::strong_count(&self.lock) == 2 {
             table.remove(&self.place);
         }
     }

@@ -413,17 +413,6 @@ fn server_side_app_with(store: std::sync::Arc<Switchable>, degrade: bool) -> Rou
         )
 }
 
-/// The `name=value` of the response's (first) `Set-Cookie`, as a browser sends it back.
-fn cookie_pair(response: &Response<Body>) -> String {
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 fn get_with(path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut request = Request::get(path);
     if let Some(cookie) = cookie {

@@ -2,6 +2,7 @@
 //! layer and its own store client; and the engine going away and coming back.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
 mod services;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::routing::get;
+use common::cookie_pair;
 use cookie_session::store::{DynStore, PostgresStore, PostgresTable, RedisStore};
 use cookie_session::tower::SessionLayer;
 use cookie_session::{Key, KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
@@ -107,16 +109,6 @@ async fn text(response: Response<Body>) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn cookie_of(response: &Response<Body>) -> String {
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// A session made through A is read through B; writes of different keys through A and B
 /// at the same time both survive; a logout through B is seen through A at once.
 async fn two_instances(a: Arc<dyn DynStore>, b: Arc<dyn DynStore>) {
@@ -125,7 +117,7 @@ async fn two_instances(a: Arc<dyn DynStore>, b: Arc<dyn DynStore>) {
 
     let response = get_path(&a, "/login", None).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = cookie_of(&response);
+    let cookie = cookie_pair(&response);
     assert_eq!(
         text(get_path(&b, "/me", Some(&cookie)).await).await,
         "Some(\"ada\")"
@@ -153,8 +145,8 @@ async fn two_instances(a: Arc<dyn DynStore>, b: Arc<dyn DynStore>) {
 
     // Grace logs in through A (a laptop) and through B (a phone), then logs out everywhere
     // else from the phone: the laptop's next request, through A, finds no session.
-    let laptop = cookie_of(&get_path(&a, "/login-as/grace", None).await);
-    let phone = cookie_of(&get_path(&b, "/login-as/grace", None).await);
+    let laptop = cookie_pair(&get_path(&a, "/login-as/grace", None).await);
+    let phone = cookie_pair(&get_path(&b, "/login-as/grace", None).await);
     let ended = text(get_path(&b, "/logout-elsewhere/grace", Some(&phone)).await).await;
     assert_eq!(ended, "1");
     assert_eq!(text(get_path(&a, "/me", Some(&laptop)).await).await, "None");
@@ -249,7 +241,7 @@ async fn outage(relay: &Relay, store: Arc<dyn DynStore>) {
     let app = instance(&ring, store);
     let response = get_path(&app, "/login", None).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = cookie_of(&response);
+    let cookie = cookie_pair(&response);
 
     relay.close();
     for path in ["/me", "/set/x", "/logout"] {

@@ -235,3 +235,14 @@ impl<H: Hook> SessionStore for Hooked<H> {
         self.run("sweep", || self.inner.sweep(now, max))
     }
 }
+
+/// The `name=value` of a response's (first) `Set-Cookie`, as a browser sends it back.
+pub fn cookie_pair<B>(response: &axum::http::Response<B>) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
