@@ -573,8 +573,10 @@ impl Session {
         let chunks = match &action {
             CookieAction::Keep => Vec::new(),
             // Pieces the request brought beyond those now written are removed: a session
-            // that shrank, or one deleted.
-            _ => stale_pieces(config, &self.companions, pieces.len() + 1).fold(
+            // that shrank, or one deleted. The cookie itself is position 1 and `pieces` are
+            // positions 2 ..= len + 1, so the stale ones start at len + 2; a removal of a
+            // piece just set would follow its `Set-Cookie` and delete it in the browser.
+            _ => stale_pieces(config, &self.companions, pieces.len() + 2).fold(
                 pieces,
                 |mut all, removal| {
                     all.push(removal);
