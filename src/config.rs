@@ -175,6 +175,8 @@ pub struct SessionConfig {
     /// Another cookie format sessions are also read from (and maybe written in).
     pub(crate) legacy: Option<Arc<dyn LegacyFormat>>,
     pub(crate) seal_store: bool,
+    /// A sealed store also reads plain records (a migration to sealing, switched off after).
+    pub(crate) seal_migration: bool,
     pub(crate) conflicts: ConflictPolicy,
     pub(crate) observer: Option<crate::events::Observer>,
 }
@@ -213,6 +215,7 @@ impl SessionConfig {
             revocation: None,
             legacy: None,
             seal_store: false,
+            seal_migration: false,
             conflicts: ConflictPolicy::LastWriteWins,
             observer: None,
         }
@@ -473,13 +476,33 @@ impl SessionConfig {
 
     /// Server-side sessions: seal each record at rest with XAES-256-GCM under the key ring
     /// (bound to its session id), so that a dump of the store shows no session data and a
-    /// record moved to another session fails to open. Default off: records are plain JSON,
-    /// readable by whoever can read the store. Turning it on reads existing plain records
-    /// and seals them when they are next written; turning it off reads sealed records
-    /// still. Costs about 4/3 of the record's size and one encryption per write.
+    /// record written or moved by someone without the key fails to open. Default off:
+    /// records are plain JSON, readable (and writable) by whoever can reach the store.
+    ///
+    /// Once on, a plain record is refused like a damaged one (the session starts empty):
+    /// otherwise whoever can write the store could replace a live record with
+    /// `{"user":"admin"}`. To turn sealing on over a store that holds plain records, add
+    /// [`with_sealing_migration(true)`](Self::with_sealing_migration) for one session
+    /// lifetime. Turning sealing off reads sealed records still. Costs about 4/3 of the
+    /// record's size and one encryption per write.
     #[must_use]
     pub const fn with_sealed_store(mut self, seal: bool) -> Self {
         self.seal_store = seal;
+        self
+    }
+
+    /// Server-side sessions, with [`with_sealed_store(true)`](Self::with_sealed_store): a
+    /// migration switch that lets the sealed store read plain records too, and seals each
+    /// one on the request that reads it. Default off.
+    ///
+    /// While it is on, sealing does not protect against a writer without the key (a plain
+    /// record they plant is read), so turn it on only to move a store to sealing and off
+    /// again once every plain record has been rewritten or has expired: after the session
+    /// lifetime ([`with_lifetime`](Self::with_lifetime), 14 days by default). Has no effect
+    /// without sealing (plain records are then the format).
+    #[must_use]
+    pub const fn with_sealing_migration(mut self, accept_plain: bool) -> Self {
+        self.seal_migration = accept_plain;
         self
     }
 
@@ -687,6 +710,8 @@ impl fmt::Debug for SessionConfig {
             .field("token_order", &self.token_order)
             .field("max_form", &self.max_form)
             .field("revocation", &self.revocation.as_ref().map(|_| "<fn>"))
+            .field("seal_store", &self.seal_store)
+            .field("seal_migration", &self.seal_migration)
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
             .finish_non_exhaustive()
     }

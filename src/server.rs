@@ -79,12 +79,13 @@ impl Session {
             .and_then(|r| open_record(self, &r.data).ok());
         let state = self.state_mut();
         match (key, record, data) {
-            (Some(key), Some(record), Some(data)) => {
+            (Some(key), Some(record), Some((data, unsealed))) => {
                 state.data = data;
                 state.record = Some(Stored {
                     key,
                     version: record.version,
                     expires: record.expires,
+                    unsealed,
                 });
             }
             (Some(_), _, _) => {
@@ -151,12 +152,20 @@ pub async fn log_out_user<S: DynStore + ?Sized>(
     Ok(ended.len())
 }
 
-/// A record's data as the session's map: plain JSON, or a sealed envelope (see
+/// A record's data as the session's map, and whether it was a plain record in a sealed
+/// store (a migration; see
 /// [`SessionConfig::with_sealed_store`](crate::SessionConfig::with_sealed_store)).
-fn open_record(session: &Session, data: &[u8]) -> Result<LazyMap, StoreError> {
+fn open_record(session: &Session, data: &[u8]) -> Result<(LazyMap, bool), StoreError> {
+    let config = session.sessions.config();
     let max_depth = session.sessions.codec().max_depth();
     if data.first() == Some(&b'{') {
-        return LazyMap::parse(data, max_depth).map_err(|_| StoreError::Corrupt);
+        // A sealed store refuses plain records: anyone who can write the store without the
+        // key could plant one. Only a migration, switched on by the operator, reads them.
+        if config.seal_store && !config.seal_migration {
+            return Err(StoreError::Corrupt);
+        }
+        let map = LazyMap::parse(data, max_depth).map_err(|_| StoreError::Corrupt)?;
+        return Ok((map, config.seal_store));
     }
     let id = session
         .state()
@@ -171,7 +180,7 @@ fn open_record(session: &Session, data: &[u8]) -> Result<LazyMap, StoreError> {
     if opened.stamp.id() != id {
         return Err(StoreError::Corrupt);
     }
-    Ok(opened.value)
+    Ok((opened.value, false))
 }
 
 /// The name sealed records are bound to (as a cookie is to its name).
@@ -314,7 +323,7 @@ fn superseded() -> Decision {
 
 /// Re-applies this request's changes over the record another request saved meanwhile.
 fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
-    let mut data = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
+    let (mut data, unsealed) = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
     let fail_on_overlap =
         session.sessions.config().conflicts == crate::config::ConflictPolicy::FailOnSameKey;
     if fail_on_overlap && session.state().data.overlaps(&data) {
@@ -327,6 +336,7 @@ fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), Ses
         key,
         version: fresh.version,
         expires: fresh.expires,
+        unsealed,
     });
     Ok(())
 }
@@ -406,6 +416,7 @@ fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetD
         key,
         version,
         expires,
+        unsealed: false,
     });
 }
 
@@ -503,8 +514,9 @@ fn plan(
                     ops.push(Op::Rename { to });
                 }
             }
-            // A sealed record is bound to its session id: a new id re-seals it.
-            let reseal = moving && config.seal_store;
+            // A sealed record is bound to its session id: a new id re-seals it. A plain record
+            // read during a sealing migration is sealed now.
+            let reseal = (moving && config.seal_store) || stored.unsealed;
             if persist.changed() || state.persistence != stamp.persistence() || reseal {
                 ops.push(Op::Save {
                     data: json(session, &persist)?,

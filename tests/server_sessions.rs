@@ -528,31 +528,113 @@ fn sealed_records_hide_the_data_and_are_bound_to_their_session() {
             assert_eq!(s.get::<String>("card").unwrap(), None);
         }),
     );
-    // Plain records written before sealing was turned on still read.
+}
+
+/// Someone who can write the store but has no key plants a plain JSON record over a live
+/// sealed one: a sealed store refuses it (no session), without a migration switch.
+#[test]
+fn a_sealed_store_refuses_plain_records() {
+    let site = Site::new(config().with_sealed_store(true).build().unwrap());
+    let (d, _) = site.request(None, T0, Some(&|s| s.insert("user", "ada").unwrap()));
+    let ada = cookie_of(&d);
+    let key = key_of_with(&site.sessions, &ada);
+    let live = block_on(site.store.inner.load(&key, at(T0 + 1)))
+        .unwrap()
+        .unwrap();
+    for planted in [
+        &br#"{"user":"admin"}"#[..],
+        b"{}",
+        br#"{ "user": "admin" }"#,
+    ] {
+        let version = block_on(site.store.inner.load(&key, at(T0 + 1)))
+            .unwrap()
+            .unwrap()
+            .version;
+        block_on(
+            site.store
+                .inner
+                .save(&key, version, planted, live.expires, at(T0 + 1)),
+        )
+        .unwrap();
+        site.request(
+            Some(&ada),
+            T0 + 2,
+            Some(&|s| {
+                assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+                assert_eq!(s.get::<String>("user").unwrap(), None);
+            }),
+        );
+    }
+}
+
+/// A store of plain records moves to sealing through the migration switch: plain records
+/// read, and each is sealed on the request that reads it (a read-only one too); once the
+/// switch is off again, what is left plain is refused.
+#[test]
+fn the_sealing_migration_reads_plain_records_and_seals_them() {
     let plain = Site::new(config().build().unwrap());
     let (d, _) = plain.request(None, T0, Some(&|s| s.insert("n", &1).unwrap()));
-    let cookie = cookie_of(&d);
+    let reader = cookie_of(&d);
+    let (d, _) = plain.request(None, T0, Some(&|s| s.insert("n", &7).unwrap()));
+    let idle = cookie_of(&d);
+    let record_of = |site: &Site, cookie: &str| {
+        block_on(
+            site.store
+                .inner
+                .load(&key_of_with(&site.sessions, cookie), at(T0 + 1)),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let migrating = Site {
+        sessions: config()
+            .with_sealed_store(true)
+            .with_sealing_migration(true)
+            .build()
+            .unwrap(),
+        store: plain.store.clone(),
+    };
+    let (_, ops) = migrating.request(
+        Some(&reader),
+        T0 + 1,
+        Some(&|s| assert_eq!(s.get::<u64>("n").unwrap(), Some(1))),
+    );
+    assert_eq!(ops, ["load", "save"], "a read seals the plain record");
+    let record = record_of(&migrating, &reader);
+    assert_ne!(record.data.first(), Some(&b'{'));
+    assert!(!String::from_utf8_lossy(&record.data).contains("\"n\""));
+    // Sealed already: the next read writes nothing.
+    let (_, ops) = migrating.request(
+        Some(&reader),
+        T0 + 2,
+        Some(&|s| assert_eq!(s.get::<u64>("n").unwrap(), Some(1))),
+    );
+    assert_eq!(ops, ["load"]);
+
+    // The switch is off again: the sealed record reads, the one left plain is refused.
     let sealed = Site {
         sessions: config().with_sealed_store(true).build().unwrap(),
         store: plain.store.clone(),
     };
     sealed.request(
-        Some(&cookie),
-        T0 + 1,
+        Some(&reader),
+        T0 + 3,
+        Some(&|s| assert_eq!(s.get::<u64>("n").unwrap(), Some(1))),
+    );
+    sealed.request(
+        Some(&idle),
+        T0 + 3,
         Some(&|s| {
-            assert_eq!(s.get::<u64>("n").unwrap(), Some(1));
-            s.insert("n", &2).unwrap();
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+            assert_eq!(s.get::<u64>("n").unwrap(), None);
         }),
     );
-    let record = block_on(
-        plain
-            .store
-            .inner
-            .load(&key_of_with(&sealed.sessions, &cookie), at(T0 + 1)),
-    )
-    .unwrap()
-    .unwrap();
-    assert_ne!(record.data.first(), Some(&b'{'), "sealed on its next write");
+    // Sealing turned off reads sealed records still.
+    plain.request(
+        Some(&reader),
+        T0 + 4,
+        Some(&|s| assert_eq!(s.get::<u64>("n").unwrap(), Some(1))),
+    );
 }
 
 fn key_of_with(sessions: &Sessions, cookie: &str) -> StoreKey {

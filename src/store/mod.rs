@@ -117,6 +117,9 @@ pub(crate) struct Stored {
     pub(crate) key: StoreKey,
     pub(crate) version: Version,
     pub(crate) expires: OffsetDateTime,
+    /// The record was read as plain JSON by a sealed store during a sealing migration: the
+    /// commit rewrites it sealed.
+    pub(crate) unsealed: bool,
 }
 
 /// A store key with what it was computed from (the session layer caches the last one).
