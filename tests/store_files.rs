@@ -1,9 +1,10 @@
-//! `FileStore`: the conformance suite, crash leftovers, and files that are not records.
+//! `FileStore`: the conformance suite, crash leftovers, files that are not records, who
+//! may read the files, and locks held by another process.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::PathBuf;
 
-use cookie_session::store::{FileStore, SessionStore, StoreKey, block_on};
+use cookie_session::store::{FileStore, SessionStore, StoreError, StoreKey, block_on};
 use cookie_session::time::{Duration, OffsetDateTime};
 
 /// A fresh directory under the system's temporary directory (the conformance checks
@@ -31,7 +32,9 @@ fn scratch() -> PathBuf {
         std::process::id(),
         rand::random::<u64>()
     ));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .unwrap();
     dir
 }
 
@@ -102,5 +105,139 @@ fn synced_writes_round_trip_and_a_torn_record_is_no_session() {
         block_on(store.load(&StoreKey::from_bytes([0x33; 32]), now)).unwrap(),
         None
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+        & 0o7777
+}
+
+/// The directory is 0700 and every file in it (records, lock files) 0600: no other local
+/// user reads a session or holds a lock.
+#[test]
+fn only_the_processs_user_can_read_the_directory_and_its_files() {
+    let parent = scratch();
+    // A directory the store creates, and one that exists with the usual 0755.
+    let fresh = parent.join("fresh");
+    let existing = parent.join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::set_permissions(
+        &existing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for dir in [&fresh, &existing] {
+        let store = FileStore::open(dir).unwrap();
+        let now = OffsetDateTime::now_utc();
+        for n in 0..40u8 {
+            let key = StoreKey::from_bytes([n.wrapping_mul(7); 32]);
+            let version =
+                block_on(store.create(&key, b"{}", now + Duration::minutes(5), now)).unwrap();
+            block_on(store.save(&key, version, b"{\"a\":1}", now + Duration::minutes(9), now))
+                .unwrap();
+        }
+        let from = StoreKey::from_bytes([0; 32]);
+        block_on(store.rename(&from, &StoreKey::from_bytes([0xef; 32]), now)).unwrap();
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            files += 1;
+        }
+        assert!(files > 40, "records and lock files: {files}");
+    }
+    std::fs::remove_dir_all(&parent).unwrap();
+}
+
+#[test]
+fn a_directory_other_users_may_write_is_refused() {
+    let parent = scratch();
+    for bits in [0o777, 0o775, 0o757, 0o1777] {
+        let dir = parent.join(format!("d{bits:o}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(bits)).unwrap();
+        let error = FileStore::open(&dir).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Misconfigured(_)),
+            "{bits:o}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("writable by other users"),
+            "{error}"
+        );
+    }
+    std::fs::remove_dir_all(&parent).unwrap();
+}
+
+#[test]
+fn a_directory_another_user_owns_is_refused() {
+    let parent = scratch();
+    let probe = parent.join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&probe).unwrap());
+    let dir = if me == 0 {
+        // As root: a directory given to `nobody`.
+        let dir = parent.join("nobodys");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65_534), Some(65_534)).unwrap();
+        dir
+    } else {
+        // Otherwise: root's own.
+        PathBuf::from("/")
+    };
+    let error = FileStore::open(&dir).unwrap_err();
+    assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+    assert!(error.to_string().contains("belongs to user"), "{error}");
+    std::fs::remove_dir_all(&parent).unwrap();
+}
+
+/// Another process holds every lock file's `flock` and never lets go: operations fail with
+/// `Unavailable` after the lock timeout instead of hanging, and work again once it lets go.
+#[test]
+fn a_lock_held_elsewhere_is_an_error_after_the_timeout_not_a_hang() {
+    let dir = scratch();
+    let store = FileStore::open(&dir)
+        .unwrap()
+        .with_lock_timeout(std::time::Duration::from_millis(200));
+    let now = OffsetDateTime::now_utc();
+    let key = StoreKey::from_bytes([0x42; 32]);
+    let version = block_on(store.create(&key, b"{}", now + Duration::minutes(5), now)).unwrap();
+    let held: Vec<std::fs::File> = (0..16)
+        .map(|stripe| {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .open(dir.join(format!(".lock-{stripe:x}")))
+                .or_else(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(dir.join(format!(".lock-{stripe:x}")))
+                })
+                .unwrap();
+            file.lock().unwrap();
+            file
+        })
+        .collect();
+    let later = now + Duration::seconds(1);
+    let other = StoreKey::from_bytes([0x17; 32]);
+    let results = [
+        block_on(store.save(&key, version, b"{}", later + Duration::minutes(5), later)).map(drop),
+        block_on(store.create(&other, b"{}", later + Duration::minutes(5), later)).map(drop),
+        block_on(store.delete(&key, later)).map(drop),
+        block_on(store.rename(&key, &other, later)),
+    ];
+    for result in results {
+        let error = result.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        assert!(source.contains("locked by another process"), "{source}");
+    }
+    // Loads take no lock.
+    assert!(block_on(store.load(&key, later)).unwrap().is_some());
+    drop(held);
+    block_on(store.save(&key, version, b"{}", later + Duration::minutes(5), later)).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

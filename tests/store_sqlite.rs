@@ -171,3 +171,149 @@ fn statements_run_on_the_stores_own_thread() {
     assert_eq!(std::thread::current().id(), caller);
     assert!(block_on(store.load(&key, now)).unwrap().is_some());
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+        & 0o7777
+}
+
+/// The database and the `-wal` and `-shm` files SQLite makes beside it are 0600, for a new
+/// file and for one that exists with the usual 0644.
+#[test]
+fn the_database_and_its_wal_and_shm_files_are_private() {
+    for existing in [false, true] {
+        let path = temp_db(if existing {
+            "mode-existing"
+        } else {
+            "mode-new"
+        });
+        if existing {
+            std::fs::write(&path, b"").unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let now = t0();
+        let key = StoreKey::from_bytes([5; 32]);
+        block_on(store.create(&key, b"{}", now + Duration::minutes(5), now)).unwrap();
+        assert!(block_on(store.load(&key, now)).unwrap().is_some());
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+}
+
+#[test]
+fn a_database_another_user_owns_is_refused() {
+    let path = temp_db("owner");
+    std::fs::write(&path, b"").unwrap();
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).unwrap());
+    if me != 0 {
+        eprintln!("SKIPPED: changing a file's owner needs root");
+        return;
+    }
+    std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).unwrap();
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+}
+
+/// Two stores on one file, as two processes: renames (a read, then a write) race creates,
+/// saves and deletes of the other. Each read-then-write waits for the lock instead of
+/// failing when the other commits between its read and its write.
+#[test]
+fn renames_racing_writes_of_another_store_on_the_file_never_fail() {
+    let path = temp_db("rename-race");
+    let a = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let b = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let now = t0();
+    let later = now + Duration::minutes(20);
+    let renamer = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            for n in 0..600u32 {
+                let mut from = [1u8; 32];
+                from[..4].copy_from_slice(&n.to_be_bytes());
+                let mut to = [2u8; 32];
+                to[..4].copy_from_slice(&n.to_be_bytes());
+                let (from, to) = (StoreKey::from_bytes(from), StoreKey::from_bytes(to));
+                block_on(a.create(&from, b"{}", later, now)).unwrap();
+                if let Err(e) = block_on(a.rename(&from, &to, now)) {
+                    failures.push(e.to_string());
+                }
+            }
+            failures
+        })
+    };
+    let writer = std::thread::spawn(move || {
+        let mut failures = Vec::new();
+        for n in 0..600u32 {
+            let mut key = [3u8; 32];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            let key = StoreKey::from_bytes(key);
+            let result = block_on(b.create(&key, b"{}", later, now))
+                .and_then(|v| block_on(b.save(&key, v, b"{\"n\":1}", later, now)))
+                .and_then(|_| block_on(b.delete(&key, now)).map(drop));
+            if let Err(e) = result {
+                failures.push(e.to_string());
+            }
+        }
+        failures
+    });
+    let (renames, writes) = (renamer.join().unwrap(), writer.join().unwrap());
+    assert!(
+        renames.is_empty(),
+        "{} renames failed: {:?}",
+        renames.len(),
+        renames.first()
+    );
+    assert!(
+        writes.is_empty(),
+        "{} writes failed: {:?}",
+        writes.len(),
+        writes.first()
+    );
+}
+
+/// Another process holds the write lock: this instance's writes wait for it, and its
+/// loads do not wait behind those writes (WAL readers need no lock).
+#[test]
+fn loads_do_not_queue_behind_writes_waiting_for_another_process() {
+    let path = temp_db("reads-pass");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let now = t0();
+    let later = now + Duration::minutes(20);
+    let key = StoreKey::from_bytes([8; 32]);
+    let version = block_on(store.create(&key, b"{}", later, now)).unwrap();
+
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let lock = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, finished) = (store.clone(), finished.clone());
+        std::thread::spawn(move || {
+            let saved = block_on(store.save(&key, version, b"{\"n\":2}", later, now));
+            finished.store(true, std::sync::atomic::Ordering::SeqCst);
+            saved
+        })
+    };
+    // Give the write time to reach the store's writer and wait on the lock.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..3 {
+        let record = block_on(store.load(&key, now)).unwrap().unwrap();
+        assert_eq!(record.data, b"{}");
+    }
+    assert!(
+        !finished.load(std::sync::atomic::Ordering::SeqCst),
+        "a load waited behind the write (it finished first)"
+    );
+    lock.commit().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        block_on(store.load(&key, now)).unwrap().unwrap().data,
+        b"{\"n\":2}"
+    );
+}

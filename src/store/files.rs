@@ -1,14 +1,15 @@
 //! Sessions as files (feature `files`): see [`FileStore`].
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, TryLockError};
 use std::future::Future;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use super::worker::Worker;
-use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, datetime};
+use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, datetime, private};
 
 /// Sessions as one file per session under a directory (feature `files`): no server and no
 /// library, shared by the processes of one machine.
@@ -28,6 +29,11 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, dat
 /// directory and stops after `max` removals; it also removes temporary files a crash left
 /// behind (older than an hour). The file system's own calls run on a dedicated thread, so
 /// an async runtime's threads never block on them.
+///
+/// Only the process's user can reach the sessions: the directory is `0700` and every file
+/// in it `0600`, whatever the umask; `open` refuses a directory that another user owns or
+/// may write. A lock another process holds for longer than the
+/// [lock timeout](Self::with_lock_timeout) is an error, not a hang.
 ///
 /// ```
 /// use cookie_session::store::{FileStore, SessionStore, StoreKey, block_on};
@@ -53,7 +59,12 @@ pub struct FileStore {
 struct Dir {
     path: PathBuf,
     sync: bool,
+    lock_timeout: Duration,
 }
+
+/// How long an operation waits for a stripe lock by default, as the network stores bound
+/// each operation.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 const MAGIC: &[u8; 4] = b"CSF1";
 const HEADER: usize = 20;
@@ -88,15 +99,22 @@ impl Header {
 }
 
 impl FileStore {
-    /// A store in `dir`, created if it does not exist.
+    /// A store in `dir`, created (`0700`) if it does not exist; an existing directory is
+    /// narrowed to `0700`.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the directory cannot be created or written.
+    /// [`StoreError::Unavailable`] if the directory cannot be created or read;
+    /// [`StoreError::Misconfigured`] if it belongs to another user or other users may
+    /// write it.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = dir.as_ref().to_owned();
         let worker = Worker::start("cookie-session-files", move || {
-            fs::create_dir_all(&path).map_err(io)?;
-            Ok(Dir { path, sync: false })
+            private::directory(&path)?;
+            Ok(Dir {
+                path,
+                sync: false,
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            })
         })?;
         Ok(Self {
             worker,
@@ -118,9 +136,20 @@ impl FileStore {
     /// survive a power loss.
     #[must_use]
     pub fn with_synced_writes(self, sync: bool) -> Self {
+        self.on_worker(move |dir| dir.sync = sync)
+    }
+
+    /// How long an operation waits for a lock another process holds before it fails with
+    /// [`StoreError::Unavailable`] (the request gets a 503, not a hang). Default 5 s.
+    #[must_use]
+    pub fn with_lock_timeout(self, timeout: Duration) -> Self {
+        self.on_worker(move |dir| dir.lock_timeout = timeout)
+    }
+
+    fn on_worker(self, change: impl FnOnce(&mut Dir) + Send + 'static) -> Self {
         // The setting lives with the directory, on the worker thread.
         drop(self.worker.run(move |dir| {
-            dir.sync = sync;
+            change(dir);
             Ok(())
         }));
         self
@@ -141,13 +170,24 @@ impl Dir {
         stripes
             .into_iter()
             .map(|stripe| {
-                let file = OpenOptions::new()
+                let path = self.path.join(format!(".lock-{stripe:x}"));
+                let file = private::options()
                     .create(true)
                     .truncate(false)
                     .write(true)
-                    .open(self.path.join(format!(".lock-{stripe:x}")))
+                    .open(&path)
                     .map_err(io)?;
-                file.lock().map_err(io)?;
+                lock_within(&file, self.lock_timeout).map_err(|e| match e {
+                    Some(e) => io(e),
+                    None => StoreError::Unavailable(
+                        format!(
+                            "{} was locked by another process for more than {:?}",
+                            path.display(),
+                            self.lock_timeout
+                        )
+                        .into(),
+                    ),
+                })?;
                 Ok(file)
             })
             .collect()
@@ -187,7 +227,7 @@ impl Dir {
             .path
             .join(format!("{TEMP}{:016x}", rand::random::<u64>()));
         let temp = TempFile(path);
-        let mut file = OpenOptions::new()
+        let mut file = private::options()
             .write(true)
             .create_new(true)
             .open(&temp.0)
@@ -414,6 +454,26 @@ impl SessionStore for FileStore {
             }
             Ok(removed)
         })
+    }
+}
+
+/// Takes `file`'s exclusive lock, waiting at most `timeout` (`Err(None)` then).
+fn lock_within(file: &File, timeout: Duration) -> Result<(), Option<std::io::Error>> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(Some(e)),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(None);
+        }
+        // Locks are held around a rename only: most waits end within the first pauses.
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

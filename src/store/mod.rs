@@ -27,6 +27,8 @@ mod memcached;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "files"))]
+mod private;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -212,6 +214,10 @@ pub enum StoreError {
     /// The backend could not be reached or failed; the operation may or may not have been
     /// applied only where the backend says so (see each backend).
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// The store is set up in a way it cannot safely work with (a table without a column
+    /// the store needs, a directory another user owns or may write): retrying will not help;
+    /// the message says what to fix.
+    Misconfigured(String),
 }
 
 impl fmt::Display for StoreError {
@@ -240,6 +246,7 @@ impl fmt::Display for StoreError {
                 "a user key must be 1 to {MAX_USER_KEY} bytes; use the user's stable id"
             ),
             Self::Unavailable(_) => f.write_str("the session store is unavailable"),
+            Self::Misconfigured(what) => write!(f, "the session store is misconfigured: {what}"),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use super::worker::Worker;
@@ -28,6 +28,14 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, dat
 ///
 /// Expiries are kept to the second (sub-second parts are dropped), like the cookies'.
 ///
+/// Several processes may share the file. Loads run on a second connection of their own
+/// (WAL lets reads proceed while another connection writes), so a write lock held
+/// elsewhere never queues this instance's reads behind its writes; every read-then-write
+/// runs in an immediate transaction, so it waits for the lock (up to 5 s) instead of
+/// failing when another process commits between its read and its write. The database and
+/// its `-wal` and `-shm` files are `0600`, whatever the umask; `open` refuses files that
+/// belong to another user.
+///
 /// ```
 /// use cookie_session::store::{SessionStore, SqliteStore, StoreKey};
 /// # use cookie_session::time::{Duration, OffsetDateTime};
@@ -43,6 +51,9 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, dat
 #[derive(Debug)]
 pub struct SqliteStore {
     worker: Worker<Db>,
+    /// Loads, on a connection of their own (none for an in-memory database, which only
+    /// its one connection sees).
+    reader: Option<Worker<Db>>,
     max_record: usize,
 }
 
@@ -65,7 +76,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, with the table `sessions`.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the file cannot be opened or the schema created.
+    /// [`StoreError::Unavailable`] if the file cannot be opened or the schema created;
+    /// [`StoreError::Misconfigured`] if it or its `-wal`/`-shm` file belongs to another
+    /// user.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with_table(path, "sessions")
     }
@@ -77,7 +90,28 @@ impl SqliteStore {
     /// As [`open`](Self::open); [`StoreError::Unavailable`] also for an invalid table name.
     pub fn open_with_table(path: impl AsRef<Path>, table: &str) -> Result<Self, StoreError> {
         let path: PathBuf = path.as_ref().to_owned();
-        Self::start(table, move || Connection::open(path))
+        let on_disk = !path.as_os_str().is_empty()
+            && path.as_os_str() != ":memory:"
+            && !path.to_string_lossy().starts_with("file:");
+        if on_disk {
+            super::private::file(&path, true)?;
+            for suffix in ["-wal", "-shm"] {
+                let mut beside = path.clone().into_os_string();
+                beside.push(suffix);
+                super::private::file(Path::new(&beside), false)?;
+            }
+        }
+        let writer_path = path.clone();
+        let mut store = Self::start(table, move || Connection::open(writer_path))?;
+        if on_disk {
+            let table = table.to_owned();
+            store.reader = Some(Worker::start("cookie-session-sqlite-reads", move || {
+                let conn = Connection::open(path).map_err(unavailable)?;
+                conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+                Ok(Db { conn, table })
+            })?);
+        }
+        Ok(store)
     }
 
     /// A private database in memory, gone with the store: for tests and single-process
@@ -113,8 +147,7 @@ impl SqliteStore {
             // SQLite recommends for WAL: a commit does not wait for the disk (about 10x
             // more writes per second here), and a power loss can only lose the last
             // commits, never corrupt the database.
-            conn.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(unavailable)?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
             conn.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
@@ -153,10 +186,15 @@ impl SqliteStore {
         })?;
         Ok(Self {
             worker,
+            reader: None,
             max_record: 1 << 20,
         })
     }
 }
+
+/// How long a statement waits for a lock another connection holds, as the network stores
+/// bound each operation.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Db {
     /// The version of the live record under `key`, if any.
@@ -188,7 +226,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
         let (key, now) = (key.0, unix(now));
-        self.worker.run(move |db| {
+        self.reader.as_ref().unwrap_or(&self.worker).run(move |db| {
             let row = db
                 .conn
                 .query_row(
@@ -330,7 +368,12 @@ impl SessionStore for SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let (from, to, now) = (from.0, to.0, unix(now));
         self.worker.run(move |db| {
-            let tx = db.conn.transaction().map_err(unavailable)?;
+            // Immediate: a deferred transaction that reads and then writes fails at once
+            // (SQLITE_BUSY, no busy wait) when another process committed in between.
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
             let table = &db.table;
             let live = |key: &[u8; 32]| {
                 tx.query_row(
