@@ -89,6 +89,10 @@ impl Session {
                 });
             }
             (Some(_), _, _) => {
+                // Starts empty: a cookie that decoded as a cookie session (same key and
+                // name, e.g. before the app moved to server-side) brings no data, or it
+                // would be stored under a new id and log its bearer back in.
+                state.data = LazyMap::default();
                 state.outcome = LoadOutcome::Missing;
                 state.stamp = None;
                 state.persistence = None;

@@ -692,3 +692,45 @@ fn with_fail_on_same_key_a_lost_update_of_one_key_is_an_error() {
         }),
     );
 }
+
+/// An app moved from cookie sessions to server-side with the same key and cookie name: an
+/// old cookie session decodes, finds no record, and starts empty; nothing of it is stored,
+/// on a read-only request or a writing one.
+#[test]
+fn a_cookie_sessions_data_is_not_adopted_by_a_server_side_session() {
+    let cookie_sessions = config().build().unwrap();
+    let mut old = cookie_sessions.load([""], at(T0));
+    old.insert("user", "admin").unwrap();
+    let old_cookie = cookie_of(&old.finish(at(T0)).unwrap());
+
+    let site = Site::new(config().build().unwrap());
+    let (d, ops) = site.request(
+        Some(&old_cookie),
+        T0 + 1,
+        Some(&|s| {
+            assert_eq!(s.outcome().unwrap(), LoadOutcome::Missing);
+            assert_eq!(s.get::<String>("user").unwrap(), None);
+            assert!(s.keys().unwrap().is_empty());
+        }),
+    );
+    assert_eq!(ops, ["load"], "a read-only request stores nothing");
+    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{:?}", d.cookie);
+    // A request that writes gets a new, empty session with only its own change.
+    let (d, ops) = site.request(
+        Some(&old_cookie),
+        T0 + 2,
+        Some(&|s| {
+            assert_eq!(s.get::<String>("user").unwrap(), None);
+            s.insert("theme", "dark").unwrap();
+        }),
+    );
+    assert_eq!(ops, ["load", "create"]);
+    let (_, _) = site.request(
+        Some(&cookie_of(&d)),
+        T0 + 3,
+        Some(&|s| {
+            assert_eq!(s.get::<String>("user").unwrap(), None);
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+        }),
+    );
+}
