@@ -429,8 +429,8 @@ impl SessionConfig {
     }
 
     /// The largest form body the tower layer reads to find the token parameter; a larger
-    /// form is answered `413 Payload Too Large` before the handler runs. Default
-    /// [`DEFAULT_MAX_FORM_SIZE`] (16 KiB).
+    /// form reaches the handler unchanged, its token not taken (the framework's body limit
+    /// decides about it). Default [`DEFAULT_MAX_FORM_SIZE`] (16 KiB).
     #[must_use]
     pub const fn with_max_form_size(mut self, bytes: usize) -> Self {
         self.max_form = bytes;

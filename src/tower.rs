@@ -322,12 +322,14 @@ struct FormToken(Option<String>);
 impl SessionLayer {
     /// Also reads the [token parameter](crate::SessionConfig::with_token_parameter) from
     /// `application/x-www-form-urlencoded` request bodies (a POST form with a hidden field),
-    /// as TurboGears' `visit.source = 'cookie, form'` does. The body is read up to
-    /// [`with_max_form_size`](crate::SessionConfig::with_max_form_size) (a larger one is
-    /// answered `413 Payload Too Large` before the handler runs, and the session is not
-    /// touched), the parameter is removed from it, and the handler gets the rest of the
-    /// body unchanged. The returned layer needs a request body that can be rebuilt from
-    /// bytes, as axum's is.
+    /// as TurboGears' `visit.source = 'cookie, form'` does. A body of at most
+    /// [`with_max_form_size`](crate::SessionConfig::with_max_form_size) is read, the
+    /// parameter is removed from it, and the handler gets the rest of the body unchanged.
+    /// A larger form reaches the handler unchanged, with the token left in it (not
+    /// taken): the framework's own body limit decides about it. One that declares its
+    /// `Content-Length` (what browsers send) is not read at all; a chunked one is read
+    /// whole, up to [`MAX_CHUNKED_FORM`] (`413` beyond). The returned layer needs a request
+    /// body that can be rebuilt from bytes, as axum's is.
     ///
     /// ```
     /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
@@ -395,15 +397,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
+            // A form larger than the token's bound is the handler's (a note, an upload as
+            // a form): handed on unread when its length is declared.
+            if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
+                return inner.call(request).await;
+            }
             let (mut parts, body) = request.into_parts();
-            let bytes = match read_bounded(&parts.headers, body, limit).await {
-                Ok(bytes) => bytes,
+            let (bytes, within) = match read_form(body, limit).await {
+                Ok(read) => read,
                 Err(status) => return Ok(plain(status).map(ResBody::from)),
             };
             let (token, rest) = match std::str::from_utf8(&bytes) {
-                Ok(text) => crate::http::take_token(text, &name),
-                // Not a form after all: handed on untouched.
-                Err(_) => (None, None),
+                Ok(text) if within => crate::http::take_token(text, &name),
+                // Over the bound, or not a form after all: handed on untouched.
+                _ => (None, None),
             };
             let body = match rest {
                 Some(rest) => {
@@ -434,27 +441,34 @@ fn is_form<B>(request: &Request<B>) -> bool {
         })
 }
 
-/// The whole body, if it is at most `limit` bytes: `413` for more (told by
-/// `Content-Length` before reading, or found while reading), `400` if it breaks off.
-async fn read_bounded<B>(
-    headers: &::http::HeaderMap,
-    body: B,
-    limit: usize,
-) -> Result<bytes::Bytes, StatusCode>
+/// The most of a form body without a `Content-Length` that the layer reads to hand it on
+/// whole (axum's default body limit): 2 MiB. A form with a declared length over
+/// [`with_max_form_size`](crate::SessionConfig::with_max_form_size) is never read.
+pub const MAX_CHUNKED_FORM: usize = 2 * 1024 * 1024;
+
+fn declared_length(headers: &::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The whole body, and whether it is at most `limit` bytes (the token is looked for only
+/// then). A longer one is read on, whole, to be handed on: `413` past
+/// [`MAX_CHUNKED_FORM`]; `400` if it breaks off.
+async fn read_form<B>(body: B, limit: usize) -> Result<(bytes::Bytes, bool), StatusCode>
 where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use http_body_util::BodyExt as _;
-    let declared = headers
-        .get(::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+    let ceiling = limit.max(MAX_CHUNKED_FORM);
+    match http_body_util::Limited::new(body, ceiling).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let within = bytes.len() <= limit;
+            Ok((bytes, within))
+        }
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(StatusCode::PAYLOAD_TOO_LARGE)
         }

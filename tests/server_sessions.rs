@@ -714,7 +714,11 @@ fn a_cookie_sessions_data_is_not_adopted_by_a_server_side_session() {
         }),
     );
     assert_eq!(ops, ["load"], "a read-only request stores nothing");
-    assert!(matches!(d.cookie, CookieAction::Remove(_)), "{:?}", d.cookie);
+    assert!(
+        matches!(d.cookie, CookieAction::Remove(_)),
+        "{:?}",
+        d.cookie
+    );
     // A request that writes gets a new, empty session with only its own change.
     let (d, ops) = site.request(
         Some(&old_cookie),

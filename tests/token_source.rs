@@ -168,7 +168,7 @@ async fn a_form_token_loads_the_session_and_the_handler_gets_the_rest_of_the_bod
 }
 
 #[tokio::test]
-async fn a_form_over_the_bound_is_refused_before_the_handler_and_nothing_is_lost() {
+async fn a_form_over_the_bound_reaches_the_handler_unchanged_with_its_token_left_in() {
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = SessionLayer::new(
         token_config(Mode::Signed)
@@ -180,22 +180,88 @@ async fn a_form_over_the_bound_is_refused_before_the_handler_and_nothing_is_lost
     let mut app = routes(layer, Arc::clone(&calls));
     let (token, _) = start(&mut app, "carol").await;
 
-    let body = format!("{PARAM}={token}&pad={}", "x".repeat(600));
+    // Just over the bound, far over, and with or without a Content-Length: the handler
+    // gets the body byte for byte, and the token in it is not taken (no session).
+    for pad in [600 - token.len() - PARAM.len(), 600, 20_000, 300_000] {
+        let body = format!("{PARAM}={token}&pad={}", "x".repeat(pad));
+        let response = call(&mut app, form("/form", &body)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(text(response).await, format!("|{body}"), "declared, {pad}");
+        let response = call(&mut app, chunked_form(body.clone())).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(text(response).await, format!("|{body}"), "chunked, {pad}");
+    }
+    // At the bound exactly, the token is taken.
+    let body = format!("{PARAM}={token}&pad=");
+    let body = format!("{body}{}", "y".repeat(512 - body.len()));
     let response = call(&mut app, form("/form", &body)).await;
+    assert!(text(response).await.starts_with("carol|pad=yyy"));
+    assert_eq!(calls.load(Ordering::SeqCst), 9);
+
+    // A chunked form past 2 MiB is refused before the handler (it would be read whole).
+    let huge = "z".repeat(cookie_session::tower::MAX_CHUNKED_FORM + 1);
+    let response = call(&mut app, chunked_form(huge)).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(response.headers().get("set-cookie").is_none());
-    // Without a Content-Length the bound holds while reading.
-    let request = Request::post("/form")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(body.clone()))
-        .unwrap();
-    let response = call(&mut app, request).await;
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never ran");
+    assert_eq!(calls.load(Ordering::SeqCst), 9, "the handler did not run");
 
     // The session is intact: the same token still works.
     let response = call(&mut app, form("/form", &format!("{PARAM}={token}"))).await;
     assert_eq!(text(response).await, "carol|");
+}
+
+/// A form request without a `Content-Length`, as a chunked upload comes.
+fn chunked_form(body: String) -> Request<Body> {
+    Request::post("/form")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Server-side sessions exist for large data: a 20 KB note in a form, with the default
+/// bound and form bodies on (as the demo runs), reaches the handler and is stored.
+#[tokio::test]
+async fn a_large_form_note_is_stored_in_a_server_side_session() {
+    let layer = SessionLayer::new(token_config(Mode::Encrypted).build().unwrap())
+        .with_store(MemoryStore::new())
+        .with_form_bodies();
+    let app =
+        Router::new()
+            .route(
+                "/note",
+                post(|s: SessionHandle, body: String| async move {
+                    s.insert("note", &body).unwrap();
+                    body.len().to_string()
+                }),
+            )
+            .route(
+                "/note",
+                get(|s: SessionHandle| async move {
+                    s.get::<String>("note").unwrap().unwrap_or_default()
+                }),
+            )
+            .layer(layer);
+    let mut app = app;
+    let note = format!("note={}", "n".repeat(20_000));
+    let response = call(&mut app, form("/note", &note)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(text(response).await, note.len().to_string());
+    let response = call(
+        &mut app,
+        Request::get("/note")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text(response).await, note);
 }
 
 #[tokio::test]
