@@ -399,7 +399,12 @@ impl SessionHandle {
         let session = self.take()?.ok_or(SessionError::Finished)?;
         match &self.0.store {
             None => session.finish(now),
-            Some(_) if !self.ready() => Ok(Decision::untouched()),
+            // Never loaded: nothing to write, but a token the request brought still needs
+            // its headers (as a cookie session's untouched request gets them).
+            Some(_) if !self.ready() => {
+                let (brought_token, token_issued) = session.token_headers();
+                Ok(Decision::untouched().with_token_headers(brought_token, token_issued))
+            }
             Some(_) if self.0.degraded.load(std::sync::atomic::Ordering::Acquire) => {
                 crate::server::commit_degraded(&session)
             }

@@ -546,6 +546,10 @@ fn plan(
             stamp.absolute_deadline(),
             now,
         ))
+    } else if state.cookie_rejected {
+        // The session came from the token after the cookie failed to load: that cookie
+        // is removed, as it would be without the token.
+        CookieAction::Remove(crate::cookie_header::removal(config))
     } else {
         CookieAction::Keep
     };

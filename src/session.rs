@@ -222,6 +222,10 @@ pub(crate) struct State {
     /// The session came from the token parameter, not a cookie: it is never moved into a
     /// cookie, and travels on in [`Session::token`].
     pub(crate) from_token: bool,
+    /// The session came from the token after the request's cookie failed to load
+    /// (tampered, foreign key, expired): the cookie is removed as it would be without the
+    /// token.
+    pub(crate) cookie_rejected: bool,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
     /// Where an authentic Beaker cookie of this request is stored, when that is not where
@@ -565,6 +569,11 @@ impl Session {
         let (action, pieces) = match action {
             // A session that came in a token parameter travels on in `token()`: it is never
             // moved into a cookie, where a link someone followed could plant it.
+            // Whose cookie failed to load is removed still, as without the token.
+            Action::Set { .. } | Action::Keep if state.cookie_rejected => (
+                CookieAction::Remove(cookie_header::removal(config)),
+                Vec::new(),
+            ),
             Action::Set { .. } if state.from_token => (CookieAction::Keep, Vec::new()),
             Action::Set { first, more } => (CookieAction::Set(first), more),
             Action::Remove(removal) => (CookieAction::Remove(removal), Vec::new()),
@@ -796,6 +805,8 @@ fn decode(
                     outcome: opened.outcome,
                     rejection: None,
                     from_token,
+                    // With the cookie tried first, every cookie before the token failed.
+                    cookie_rejected: from_token && index > 0,
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
                     record: None,
@@ -831,6 +842,7 @@ fn decode(
         regenerated: false,
         persistence: None,
         from_token: false,
+        cookie_rejected: false,
         legacy: Legacy::default(),
         stray,
     }

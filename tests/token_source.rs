@@ -42,7 +42,8 @@ fn token_config(mode: Mode) -> SessionConfig {
 
 /// Routes: `/start` makes a session for `who` and answers its token; `/whoami` answers
 /// `who|outcome|uri-query` (the query the handler sees); `/form` answers
-/// `who|body` (the body the handler sees); `/login` regenerates and answers the new token.
+/// `who|body` (the body the handler sees); `/login` regenerates and answers the new token;
+/// `/static` never touches the session.
 fn routes(layer: cookie_session::tower::FormSessionLayer, calls: Arc<AtomicUsize>) -> Router {
     let seen = Arc::clone(&calls);
     Router::new()
@@ -81,6 +82,7 @@ fn routes(layer: cookie_session::tower::FormSessionLayer, calls: Arc<AtomicUsize
                 s.token().unwrap().unwrap()
             }),
         )
+        .route("/static", get(|| async { "static" }))
         .route(
             "/policy",
             get(|s: SessionHandle| async move {
@@ -428,4 +430,106 @@ fn the_parameter_name_is_checked_at_build() {
     let token = session.token().unwrap().unwrap();
     let again = sessions.load_with_token([], Some(&token), at(T0 + 1));
     assert_eq!(again.outcome(), LoadOutcome::Loaded);
+}
+
+/// Every kind of session the layer keeps: cookie sessions in both modes, and server-side.
+fn layers() -> Vec<(&'static str, cookie_session::tower::FormSessionLayer)> {
+    let mut layers: Vec<_> = MODES
+        .into_iter()
+        .map(|mode| {
+            let layer = SessionLayer::new(token_config(mode).build().unwrap()).with_form_bodies();
+            (
+                if mode == Mode::Signed {
+                    "signed"
+                } else {
+                    "encrypted"
+                },
+                layer,
+            )
+        })
+        .collect();
+    layers.push((
+        "server-side",
+        SessionLayer::new(token_config(Mode::Encrypted).build().unwrap())
+            .with_store(MemoryStore::new())
+            .with_form_bodies(),
+    ));
+    layers
+}
+
+/// A request that brings the token gets `Referrer-Policy: no-referrer` and
+/// `Cache-Control: no-store` whether or not its handler touches the session, in every kind
+/// of session.
+#[tokio::test]
+async fn a_request_with_a_token_gets_its_headers_even_when_the_handler_ignores_the_session() {
+    for (kind, layer) in layers() {
+        let mut app = routes(layer, Arc::default());
+        let (token, _) = start(&mut app, "dora").await;
+        for uri in [
+            format!("/static?{PARAM}={token}"),
+            format!("/whoami?{PARAM}={token}"),
+        ] {
+            let response = call(&mut app, get_req(&uri)).await;
+            assert_eq!(response.status(), StatusCode::OK, "{kind} {uri}");
+            let headers = response.headers();
+            assert_eq!(
+                headers.get("referrer-policy").map(|v| v.to_str().unwrap()),
+                Some("no-referrer"),
+                "{kind} {uri}"
+            );
+            assert_eq!(headers["cache-control"], "no-store", "{kind} {uri}");
+            assert!(headers.get("set-cookie").is_none(), "{kind} {uri}");
+        }
+        // A form token too.
+        let response = call(&mut app, form("/form", &format!("{PARAM}={token}"))).await;
+        assert_eq!(response.headers()["cache-control"], "no-store", "{kind}");
+    }
+}
+
+/// An invalid cookie (tampered, or a wrong key's) next to a valid token: the session comes
+/// from the token, and the invalid cookie is removed, as it would be without the token.
+#[tokio::test]
+async fn an_invalid_cookie_beside_a_valid_token_is_removed() {
+    for (kind, layer) in layers() {
+        let mut app = routes(layer, Arc::default());
+        let (token, _) = start(&mut app, "erin").await;
+        for bad in [
+            "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "sid=garbage",
+        ] {
+            let request = Request::get(format!("/whoami?{PARAM}={token}"))
+                .header("cookie", bad)
+                .body(Body::empty())
+                .unwrap();
+            let response = call(&mut app, request).await;
+            let headers = response.headers().clone();
+            let removals: Vec<_> = headers
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(removals.len(), 1, "{kind} {bad}: {removals:?}");
+            assert!(
+                removals[0].starts_with("sid=;") && removals[0].contains("Max-Age=0"),
+                "{kind}: {removals:?}"
+            );
+            assert_eq!(headers["cache-control"], "no-store", "{kind}");
+            assert_eq!(text(response).await, "erin|Loaded|", "{kind} {bad}");
+        }
+        // A valid cookie of another session, with the token tried first, is kept.
+        let (_, cookie) = start(&mut app, "fay").await;
+        if let Some(cookie) = cookie {
+            let request = Request::get(format!("/whoami?{PARAM}={token}"))
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap();
+            let response = call(&mut app, request).await;
+            assert!(response.headers().get("set-cookie").is_none(), "{kind}");
+            assert_eq!(
+                text(response).await,
+                "fay|Loaded|",
+                "{kind}: the cookie wins"
+            );
+        }
+    }
 }
