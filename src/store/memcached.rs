@@ -117,6 +117,10 @@ enum Reply {
 /// One connection to the server.
 struct Connection {
     stream: BufReader<TcpStream>,
+    /// Taken from the pool (opened for an earlier operation).
+    reused: bool,
+    /// The server answered at least one line of this operation.
+    answered: bool,
 }
 
 impl Connection {
@@ -133,6 +137,7 @@ impl Connection {
                 "memcached closed the connection or sent a bad line",
             ));
         }
+        self.answered = true;
         line.truncate(line.len() - 2);
         String::from_utf8(line).map_err(|_| unavailable("memcached sent a line that is not text"))
     }
@@ -292,7 +297,13 @@ impl MemcachedStore {
 
     /// Runs `op` on a pooled connection within the timeout; the connection goes back to
     /// the pool only if the operation did not fail on it.
-    async fn with<T, F>(&self, op: impl FnOnce(Connection) -> F) -> Result<T, StoreError>
+    ///
+    /// A pooled connection that fails before the server answered anything of `op` was
+    /// broken before `op` began (the server restarted, or closed it): nothing of `op`
+    /// reached a server that applied it. Its idle siblings date from the same time and
+    /// are retired with it, and `op` runs once more on a fresh connection, so after an
+    /// outage one request per pooled connection does not have to fail to find it.
+    async fn with<T, F>(&self, op: impl Fn(Connection) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = (Connection, Result<T, StoreError>)>,
     {
@@ -305,18 +316,23 @@ impl MemcachedStore {
                 .pop();
             let connection = match idle {
                 Some(connection) => connection,
-                None => {
-                    let stream = TcpStream::connect(&self.inner.address)
-                        .await
-                        .map_err(unavailable)?;
-                    stream.set_nodelay(true).map_err(unavailable)?;
-                    Connection {
-                        stream: BufReader::new(stream),
-                    }
-                }
+                None => self.connect().await?,
             };
-            let (connection, result) = op(connection).await;
+            let (mut connection, mut result) = op(connection).await;
+            if matches!(result, Err(StoreError::Unavailable(_)))
+                && connection.reused
+                && !connection.answered
+            {
+                self.inner
+                    .idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+                (connection, result) = op(self.connect().await?).await;
+            }
             if !matches!(result, Err(StoreError::Unavailable(_))) {
+                connection.reused = true;
+                connection.answered = false;
                 let mut idle = self
                     .inner
                     .idle
@@ -339,6 +355,18 @@ impl MemcachedStore {
             })
     }
 
+    async fn connect(&self) -> Result<Connection, StoreError> {
+        let stream = TcpStream::connect(&self.inner.address)
+            .await
+            .map_err(unavailable)?;
+        stream.set_nodelay(true).map_err(unavailable)?;
+        Ok(Connection {
+            stream: BufReader::new(stream),
+            reused: false,
+            answered: false,
+        })
+    }
+
     fn limit(&self) -> usize {
         self.max_record + HEADER
     }
@@ -353,9 +381,9 @@ impl SessionStore for MemcachedStore {
         let key = self.key(key);
         let (now, limit) = (now.unix_timestamp(), self.limit());
         async move {
-            let key = key?;
+            let key = &key?;
             let item = self
-                .with(|mut c| async move {
+                .with(move |mut c| async move {
                     let r = c.gets(&key, limit).await;
                     (c, r)
                 })
@@ -383,9 +411,9 @@ impl SessionStore for MemcachedStore {
         let (expires, now, limit) = (expires.unix_timestamp(), now.unix_timestamp(), self.limit());
         async move {
             checked?;
-            let key = key?;
-            let value = encode(Version::FIRST.0, expires, data);
-            self.with(|mut c| async move {
+            let key = &key?;
+            let value = &encode(Version::FIRST.0, expires, data);
+            self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
                         match c.store("add", &key, &value, exptime(expires), None).await? {
@@ -433,10 +461,10 @@ impl SessionStore for MemcachedStore {
         let (expires, now, limit) = (expires.unix_timestamp(), now.unix_timestamp(), self.limit());
         async move {
             checked?;
-            let key = key?;
+            let key = &key?;
             let next = expected.next();
-            let value = encode(next.0, expires, data);
-            self.with(|mut c| async move {
+            let value = &encode(next.0, expires, data);
+            self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
                         let item = match c.gets(&key, limit).await? {
@@ -474,8 +502,8 @@ impl SessionStore for MemcachedStore {
         let key = self.key(key);
         let (expires, now, limit) = (expires.unix_timestamp(), now.unix_timestamp(), self.limit());
         async move {
-            let key = key?;
-            self.with(|mut c| async move {
+            let key = &key?;
+            self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
                         let item = match c.gets(&key, limit).await? {
@@ -515,8 +543,8 @@ impl SessionStore for MemcachedStore {
         let (from, to) = (self.key(from), self.key(to));
         let (now, limit) = (now.unix_timestamp(), self.limit());
         async move {
-            let (from, to) = (from?, to?);
-            self.with(|mut c| async move {
+            let (from, to) = (&from?, &to?);
+            self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
                         let item = match c.gets(&from, limit).await? {
@@ -580,8 +608,8 @@ impl SessionStore for MemcachedStore {
         let key = self.key(key);
         let (now, limit) = (now.unix_timestamp(), self.limit());
         async move {
-            let key = key?;
-            self.with(|mut c| async move {
+            let key = &key?;
+            self.with(move |mut c| async move {
                 let result = async {
                     let live = c.gets(&key, limit).await?.is_some_and(|i| i.live(now));
                     c.delete(&key).await?;
