@@ -8,7 +8,7 @@ cookie_session::store_conformance!(async services::postgres_store(), services::w
 
 use std::sync::Arc;
 
-use cookie_session::store::{PostgresStore, PostgresTable, SessionStore, StoreKey};
+use cookie_session::store::{PostgresStore, PostgresTable, SessionStore, StoreError, StoreKey};
 use cookie_session::time::{Duration, OffsetDateTime};
 use cookie_session::{CookieAction, Key, KeyRing, Mode, SessionConfig, SessionHandle};
 
@@ -314,6 +314,163 @@ fn the_sweep_can_use_the_expiry_index() {
             .collect();
         let plan = plan.join("\n");
         assert!(plan.contains(&format!("{table}_expires_idx")), "{plan}");
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
+/// A TurboGears 1 visit table, without the `session_data` column the visit-sessions recipe
+/// adds by hand.
+const TURBOGEARS_1_VISIT: &str = "
+    visit_key varchar(40) PRIMARY KEY,
+    created timestamp NOT NULL DEFAULT now(),
+    expiry timestamp";
+
+/// `migrate()` adds the data column a TurboGears 1 visit table lacks (nullable: no row
+/// rewritten, existing visits are no session), and sessions then work through the layer.
+#[test]
+fn migrate_adds_the_data_column_a_turbogears_1_visit_table_lacks() {
+    services::with_postgres(async {
+        let url = std::env::var("DATABASE_URL").unwrap();
+        let table = services::current_name();
+        let sql = services::postgres_client(&url).await;
+        sql.batch_execute(&format!(
+            "CREATE TABLE {table} ({TURBOGEARS_1_VISIT});
+             INSERT INTO {table} VALUES ('{}', '2009-05-01 11:00:00', '2999-01-01 00:00:00');",
+            "c".repeat(40)
+        ))
+        .await
+        .unwrap();
+        let store =
+            PostgresStore::connect(&url, PostgresTable::turbogears_visit().with_table(&table))
+                .unwrap();
+        // Before the migration a write is a schema error that names the column, not
+        // "unavailable, retry".
+        let now = now();
+        let key = StoreKey::from_bytes([0x3c; 32]);
+        let error = store
+            .create(&key, b"{}", now + Duration::minutes(20), now)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+        assert!(error.to_string().contains("session_data"), "{error}");
+
+        store.migrate().await.unwrap();
+        let nullable: String = sql
+            .query_one(
+                "SELECT is_nullable::text FROM information_schema.columns
+                 WHERE table_name = $1 AND column_name = 'session_data'",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(nullable, "YES");
+        let version = store
+            .create(&key, b"{\"n\":1}", now + Duration::minutes(20), now)
+            .await
+            .unwrap();
+        store
+            .save(
+                &key,
+                version,
+                b"{\"n\":2}",
+                now + Duration::minutes(20),
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load(&key, now).await.unwrap().unwrap().data,
+            b"{\"n\":2}"
+        );
+        // The visit that was there is kept, with no data.
+        let kept: Option<Vec<u8>> = sql
+            .query_one(
+                &format!("SELECT session_data FROM {table} WHERE visit_key = $1"),
+                &[&"c".repeat(40)],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, None);
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
+/// A table without a column the store needs and cannot add is refused at start-up by
+/// `migrate()` with an error that names the column; the store's operations report such a
+/// table as misconfigured, never as unavailable.
+#[test]
+fn a_table_without_a_needed_column_is_a_schema_error_naming_it() {
+    services::with_postgres(async {
+        let url = std::env::var("DATABASE_URL").unwrap();
+        let table = services::current_name();
+        let sql = services::postgres_client(&url).await;
+        sql.batch_execute(&format!(
+            "CREATE TABLE {table} (visit_key varchar(40) PRIMARY KEY, expiry timestamp)"
+        ))
+        .await
+        .unwrap();
+        let store =
+            PostgresStore::connect(&url, PostgresTable::turbogears_visit().with_table(&table))
+                .unwrap();
+        let error = store.migrate().await.unwrap_err();
+        assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+        assert!(error.to_string().contains("no column created"), "{error}");
+        // A table that does not exist at all.
+        let missing = PostgresStore::connect(
+            &url,
+            PostgresTable::new(&services::unique_name("cs_test_missing")),
+        )
+        .unwrap();
+        let error = missing.migrate().await.unwrap_err();
+        assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+        let now = now();
+        let error = missing
+            .load(&StoreKey::from_bytes([1; 32]), now)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
+/// Ten instances start at once on a table that does not exist yet: every `create_table`
+/// and `migrate` succeeds (PostgreSQL's catalog refuses concurrent `CREATE TABLE IF NOT
+/// EXISTS` of one table without the lock).
+#[test]
+fn instances_starting_at_once_all_create_and_migrate_the_table() {
+    services::with_postgres(async {
+        let url = std::env::var("DATABASE_URL").unwrap();
+        let table = services::current_name();
+        for round in 0..3 {
+            let starts: Vec<_> = (0..10)
+                .map(|n| {
+                    let store = PostgresStore::connect(&url, PostgresTable::new(&table)).unwrap();
+                    tokio::spawn(async move {
+                        if n % 2 == 0 {
+                            store.create_table().await
+                        } else {
+                            store.create_table().await?;
+                            store.migrate().await
+                        }
+                    })
+                })
+                .collect();
+            for (n, started) in starts.into_iter().enumerate() {
+                started
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}, instance {n}: {e:?}"));
+            }
+            let sql = services::postgres_client(&url).await;
+            sql.batch_execute(&format!("DROP TABLE {table}"))
+                .await
+                .unwrap();
+        }
         Ok::<(), String>(())
     })
     .unwrap();

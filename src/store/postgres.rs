@@ -270,6 +270,11 @@ impl Sql {
     }
 }
 
+/// The advisory lock `create_table` and `migrate` take: another label than the sweep's.
+fn ddl_lock_id(table: &str) -> i64 {
+    sweep_lock_id(&format!("{table}\0ddl"))
+}
+
 /// A fixed 64-bit advisory lock id per table (FNV-1a of a label): stable across instances
 /// and versions of the application.
 fn sweep_lock_id(table: &str) -> i64 {
@@ -315,8 +320,23 @@ pub struct PostgresStore {
     timeout: Duration,
 }
 
-/// PostgreSQL's or the pool's failure, as a store error.
+/// PostgreSQL's or the pool's failure, as a store error: a table that does not fit the
+/// statements (a missing column or table, a wrong type, no privilege: SQLSTATE class 42,
+/// or a key column too short) is [`StoreError::Misconfigured`], which retrying cannot fix;
+/// anything else is unavailability.
 fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    let db = (&error as &(dyn std::error::Error + 'static))
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::as_db_error);
+    if let Some(db) = db {
+        let code = db.code().code();
+        if code.starts_with("42") || code == SqlState::STRING_DATA_RIGHT_TRUNCATION.code() {
+            return StoreError::Misconfigured(format!(
+                "PostgreSQL refused the session table: {} (SQLSTATE {code}); check it against its PostgresTable and run PostgresStore::migrate",
+                db.message()
+            ));
+        }
+    }
     StoreError::Unavailable(Box::new(error))
 }
 
@@ -407,10 +427,13 @@ impl PostgresStore {
     }
 
     /// Creates this crate's table and its indexes if they do not exist, and brings an
-    /// existing one up to date ([`migrate`](Self::migrate)).
+    /// existing one up to date ([`migrate`](Self::migrate)). Several instances may start at
+    /// once: the DDL runs in one transaction under an advisory lock of the table's.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if PostgreSQL refuses or cannot be reached.
+    /// [`StoreError::Unavailable`] if PostgreSQL cannot be reached;
+    /// [`StoreError::Misconfigured`] if it refuses (no privilege) or the existing table
+    /// lacks a column that cannot be added (see [`migrate`](Self::migrate)).
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let PostgresTable {
             table,
@@ -428,7 +451,7 @@ impl PostgresStore {
         } else {
             "timestamp"
         };
-        let ddl = format!(
+        let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (
                  {key} text PRIMARY KEY,
                  {data} bytea NOT NULL,
@@ -438,36 +461,85 @@ impl PostgresStore {
                  {user} text
              );"
         );
-        self.batch(ddl).await?;
         // The indexes; and a table an earlier version created gains what it lacks.
-        self.migrate().await
+        self.ddl(&create).await
     }
 
-    /// Brings an existing table (a TurboGears `visit` table) up to what the store needs:
-    /// adds the version column, the user key column (nullable) and their indexes (expiry;
-    /// user key) if missing. Existing rows are not
-    /// rewritten (a column with a constant default is a catalog change in PostgreSQL 11 and
-    /// later) and keep their data.
+    /// Brings an existing table (a TurboGears `visit` table) up to what the store needs,
+    /// adding what is missing:
+    ///
+    /// - the data column (`session_data bytea`, nullable), which a TurboGears 1 visit table
+    ///   lacks (the visit-sessions recipe adds it by hand);
+    /// - the version column (`version bigint NOT NULL DEFAULT 1`);
+    /// - the user index's column (`user_key text`, nullable);
+    /// - an index on the expiry column, and a partial index on the user key.
+    ///
+    /// No row is rewritten: a nullable column, or one with a constant default, is a
+    /// catalog change in PostgreSQL 11 and later. Then it checks that the key, created and
+    /// expiry columns exist. Several instances may run it at once: it runs in one
+    /// transaction under an advisory lock of the table's.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if PostgreSQL refuses (no such table, no privilege) or
-    /// cannot be reached.
+    /// [`StoreError::Misconfigured`] if the table does not exist, lacks a column that is
+    /// not added (the message names it), or PostgreSQL refuses (no privilege);
+    /// [`StoreError::Unavailable`] if it cannot be reached.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.ddl("").await
+    }
+
+    /// Runs `before` and the migration in one transaction, under the table's DDL lock
+    /// (concurrent `CREATE TABLE IF NOT EXISTS` of one table can fail on PostgreSQL's own
+    /// catalog), then checks the columns.
+    async fn ddl(&self, before: &str) -> Result<(), StoreError> {
         let PostgresTable {
             table,
+            key,
+            data,
+            created,
             expires,
             version,
             user,
             ..
         } = &*self.table;
+        let lock = ddl_lock_id(table);
         let ddl = format!(
-            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {version} bigint NOT NULL DEFAULT 1;
+            "SELECT pg_advisory_xact_lock({lock});
+             {before}
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {data} bytea;
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {version} bigint NOT NULL DEFAULT 1;
              ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {user} text;
              CREATE INDEX IF NOT EXISTS {table}_{expires}_idx ON {table} ({expires});
              CREATE INDEX IF NOT EXISTS {table}_{user}_idx ON {table} ({user})
                  WHERE {user} IS NOT NULL;"
         );
-        self.batch(ddl).await
+        let columns = self
+            .bounded(async {
+                let mut client = self.pool.get().await.map_err(unavailable)?;
+                let tx = client.transaction().await.map_err(unavailable)?;
+                tx.batch_execute(&ddl).await.map_err(unavailable)?;
+                let rows = tx
+                    .query(
+                        "SELECT column_name::text FROM information_schema.columns
+                         WHERE table_schema = current_schema() AND table_name = $1",
+                        &[&table.to_ascii_lowercase()],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(rows
+                    .iter()
+                    .map(|row| row.get::<_, String>(0))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for column in [key, created, expires] {
+            if !columns.contains(&column.to_ascii_lowercase()) {
+                return Err(StoreError::Misconfigured(format!(
+                    "the session table {table} has no column {column}; add it or name the table's own with PostgresTable::with_columns"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A pooled connection and `sql` prepared on it (each connection caches its
@@ -479,14 +551,6 @@ impl PostgresStore {
         let client = self.pool.get().await.map_err(unavailable)?;
         let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
         Ok((client, statement))
-    }
-
-    async fn batch(&self, sql: String) -> Result<(), StoreError> {
-        self.bounded(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            client.batch_execute(&sql).await.map_err(unavailable)
-        })
-        .await
     }
 
     /// Runs `op`, or fails with `Unavailable` once the timeout has passed.
