@@ -18,7 +18,9 @@ const INVALID_NAME: &str =
     "cookie name must be a non-empty RFC 6265 token (no spaces, controls or ()<>@,;:\\\"/[]?={})";
 
 /// A key could not be built, or a key ring could not be assembled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` prints the message (what `main` shows for an error it returns with `?`).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyError {
     /// The key has fewer than [`MIN_KEY_LEN`](crate::key::MIN_KEY_LEN) bytes.
@@ -30,8 +32,10 @@ pub enum KeyError {
     WellKnown,
     /// The key is one repeated byte, a short repeating pattern, or uses very few distinct bytes.
     LowEntropy,
-    /// The key text is not canonical base64url (RFC 4648 §5, no padding).
+    /// The key text is not base64 (RFC 4648 §4 or §5, padded or not).
     NotBase64,
+    /// The key text after `hex:` is not an even number of hex digits.
+    NotHex,
     /// The operating system's random source failed while generating a key.
     Random,
     /// Two keys of a ring have the same id: the same key was added twice (or, with
@@ -65,7 +69,11 @@ impl fmt::Display for KeyError {
             ),
             Self::NotBase64 => write!(
                 f,
-                "key text is not unpadded base64url (A-Z a-z 0-9 - _); {KEYGEN_ADVICE}"
+                "key text is not base64 (base64url or standard, padded or not; for hex digits write hex:...); {KEYGEN_ADVICE}"
+            ),
+            Self::NotHex => write!(
+                f,
+                "key text after hex: is not an even number of hex digits; {KEYGEN_ADVICE}"
             ),
             Self::Random => write!(f, "the operating system's random source failed"),
             Self::DuplicateKeyId(id) => write!(
@@ -87,6 +95,12 @@ impl fmt::Display for KeyError {
 }
 
 impl std::error::Error for KeyError {}
+
+impl fmt::Debug for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_chain(f, "KeyError", self)
+    }
+}
 
 /// A value could not be encoded into a cookie. Nothing was emitted.
 #[derive(Debug)]
@@ -304,7 +318,9 @@ impl std::error::Error for DecodeError {
 
 /// A [`SessionConfig`](crate::SessionConfig) cannot be built: it would produce cookies that
 /// browsers reject or that weaken the session. These happen at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` prints the message (what `main` shows for an error it returns with `?`).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The cookie name is empty or has characters outside an RFC 6265 token.
@@ -407,8 +423,43 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_chain(f, "ConfigError", self)
+    }
+}
+
+impl fmt::Debug for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_chain(f, "SessionError", self)
+    }
+}
+
+/// `Debug` for the errors an application's start-up returns with `?`: `main` prints what
+/// it returns with `Debug` (`Error: ...`), so this is the message and its causes on one
+/// line, not a dump of the variants and a driver's internals.
+pub(crate) fn debug_chain(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    error: &(dyn std::error::Error + 'static),
+) -> fmt::Result {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // Some messages already include their cause's.
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    write!(f, "{name}: {text}")
+}
+
 /// A session operation failed.
-#[derive(Debug)]
+///
+/// `Debug` prints the message and its causes on one line.
 #[non_exhaustive]
 pub enum SessionError {
     /// A value could not be converted to or from JSON as the requested type.

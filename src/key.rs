@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit as _};
 use rand::TryRng as _;
@@ -122,23 +122,62 @@ impl Key {
         Ok(Self { secret, id })
     }
 
-    /// Parses a key from unpadded base64url text, as printed by [`to_base64url`](Self::to_base64url)
-    /// and `cookie-session keygen`. Surrounding whitespace (a trailing newline in a key file)
-    /// is ignored.
+    /// Parses a key from base64 text: unpadded base64url as printed by
+    /// [`to_base64url`](Self::to_base64url) and `cookie-session keygen`, and also standard
+    /// base64 (`+` and `/`) and padded text, as `openssl rand -base64 32` prints. Surrounding
+    /// whitespace (a trailing newline in a key file) is ignored.
     ///
     /// # Errors
     /// [`KeyError::WellKnown`] if the text itself is a placeholder secret,
-    /// [`KeyError::NotBase64`] if it is not canonical unpadded base64url, and then the
-    /// errors of [`from_bytes`](Self::from_bytes).
+    /// [`KeyError::NotBase64`] if it is not base64 (or mixes both alphabets, or has bits
+    /// after the last byte), and then the errors of [`from_bytes`](Self::from_bytes).
     pub fn from_base64url(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         if is_well_known(text.as_bytes()) {
             return Err(KeyError::WellKnown);
         }
+        let bytes = Zeroizing::new(decode_base64(text).ok_or(KeyError::NotBase64)?);
+        Self::from_bytes(&bytes)
+    }
+
+    /// Parses a key as a key file or an environment variable holds it: base64 in any of the
+    /// forms [`from_base64url`](Self::from_base64url) takes, or hex digits after an
+    /// explicit `hex:` prefix (`hex:4f1c...`). Without the prefix, text is base64 only: 64
+    /// hex digits are also valid base64, and would silently be another key.
+    ///
+    /// ```
+    /// use cookie_session::Key;
+    /// // What `cookie-session keygen` prints, what `openssl rand -base64 32` prints, and hex.
+    /// let a = Key::parse("0ChbDyo9IwCbdf3RWkgNkTS-AhoKm8qleYSXYGCX9CE")?;
+    /// let b = Key::parse("0ChbDyo9IwCbdf3RWkgNkTS+AhoKm8qleYSXYGCX9CE=\n")?;
+    /// let c = Key::parse("hex:d0285b0f2a3d23009b75fdd15a480d9134be021a0a9bcaa5798497606097f421")?;
+    /// assert_eq!(a.id(), b.id());
+    /// assert_eq!(a.id(), c.id());
+    /// # Ok::<(), cookie_session::KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`from_base64url`](Self::from_base64url); [`KeyError::NotHex`] for `hex:` followed
+    /// by anything but an even number of hex digits.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        let Some(hex) = text.strip_prefix("hex:") else {
+            return Self::from_base64url(text);
+        };
+        let digits = hex.as_bytes();
+        if digits.is_empty() || digits.len() % 2 != 0 {
+            return Err(KeyError::NotHex);
+        }
         let bytes = Zeroizing::new(
-            URL_SAFE_NO_PAD
-                .decode(text)
-                .map_err(|_| KeyError::NotBase64)?,
+            digits
+                .chunks(2)
+                .map(|pair| {
+                    let high = char::from(pair[0]).to_digit(16)?;
+                    let low = char::from(pair[1]).to_digit(16)?;
+                    u8::try_from(high * 16 + low).ok()
+                })
+                .collect::<Option<Vec<u8>>>()
+                .ok_or(KeyError::NotHex)?,
         );
         Self::from_bytes(&bytes)
     }
@@ -203,6 +242,22 @@ impl fmt::Debug for Key {
 
 /// HKDF-SHA256 with no salt (the master key is already uniformly random) and `info` as
 /// the purpose label.
+/// Base64 in either alphabet, padded or not; `None` for anything else, text that mixes the
+/// alphabets, or non-zero bits after the last byte (the engines are strict about those).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let url_safe = text.contains(['-', '_']);
+    let standard = text.contains(['+', '/']);
+    let padded = text.ends_with('=');
+    let engine = match (url_safe, standard, padded) {
+        (true, true, _) => return None,
+        (_, true, true) => &STANDARD,
+        (_, true, false) => &STANDARD_NO_PAD,
+        (_, false, true) => &URL_SAFE,
+        (_, false, false) => &URL_SAFE_NO_PAD,
+    };
+    engine.decode(text).ok()
+}
+
 fn derive<const N: usize>(secret: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
     let mut out = Zeroizing::new([0u8; N]);
     // `expand` fails only for outputs over 255 * 32 bytes; N is at most 64.

@@ -130,6 +130,7 @@ fn key_errors_say_what_to_do() {
         KeyError::WellKnown,
         KeyError::LowEntropy,
         KeyError::NotBase64,
+        KeyError::NotHex,
     ] {
         let msg = err.to_string();
         assert!(msg.contains("cookie-session keygen"), "{msg}");
@@ -145,8 +146,10 @@ fn base64url_keys_round_trip_and_bad_text_is_refused() {
     assert_eq!(text.len(), 43);
     assert_eq!(Key::from_base64url(&text).unwrap(), key);
     assert_eq!(Key::from_base64url(&format!("{}\n", *text)).unwrap(), key);
+    // Padded, as `openssl rand -base64 32` prints; wrong padding is refused.
+    assert_eq!(Key::from_base64url(&format!("{}=", *text)).unwrap(), key);
     assert_eq!(
-        Key::from_base64url(&format!("{}=", *text)),
+        Key::from_base64url(&format!("{}==", *text)),
         Err(KeyError::NotBase64)
     );
     assert_eq!(
@@ -283,4 +286,95 @@ fn keys_and_rings_are_zeroized_on_drop() {
     wiped::<Key>();
     wiped::<KeyRing>();
     wiped::<zeroize::Zeroizing<String>>(); // what `Key::to_base64url` returns
+}
+
+/// What `openssl rand -base64 32` prints (standard alphabet, padded, a newline), the same
+/// key in base64url, and in hex behind its prefix: one key. Hex without the prefix is read
+/// as base64 (it is valid base64), so it is another key, never a silent guess.
+#[test]
+fn keys_parse_from_base64_in_either_alphabet_and_from_prefixed_hex() {
+    for _ in 0..64 {
+        let bytes: [u8; 32] = rand::random();
+        let Ok(key) = Key::from_bytes(&bytes) else {
+            continue;
+        };
+        let url = key.to_base64url();
+        let standard = url.replace('-', "+").replace('_', "/");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        for text in [
+            url.to_string(),
+            format!("{}=", *url),
+            format!("{standard}=\n"),
+            standard.clone(),
+            format!("hex:{hex}"),
+            format!("hex:{}", hex.to_uppercase()),
+            format!("  hex:{hex}\n"),
+        ] {
+            assert_eq!(Key::parse(&text).unwrap(), key, "{text}");
+        }
+        assert_eq!(Key::from_base64url(&format!("{standard}=")).unwrap(), key);
+        // 64 hex digits without the prefix are base64 of 48 other bytes.
+        assert!(Key::parse(&hex).map_or(true, |other| other != key));
+        // Both alphabets in one text: refused.
+        if url.contains(['-', '_']) && url.contains(|c: char| c.is_ascii_alphanumeric()) {
+            let mixed = format!("+{}", &url[1..]);
+            if mixed.contains(['-', '_']) {
+                assert_eq!(Key::parse(&mixed), Err(KeyError::NotBase64), "{mixed}");
+            }
+        }
+    }
+    for bad in ["hex:", "hex:abc", "hex:zz", "hex:0g"] {
+        assert_eq!(Key::parse(bad), Err(KeyError::NotHex), "{bad}");
+    }
+    assert_eq!(Key::parse("hex:0102"), Err(KeyError::TooShort { len: 2 }));
+}
+
+/// `fn main() -> Result<(), Box<dyn Error>>` prints an error it returns with `Debug`: for
+/// key, configuration, store and session errors that is the message (with its causes), on
+/// one line, never a dump of the variant.
+#[test]
+fn errors_returned_from_main_print_their_message() {
+    use cookie_session::store::StoreError;
+    use cookie_session::{ConfigError, SessionConfig, SessionError};
+    let key_error: Box<dyn std::error::Error> = Key::parse("secret").unwrap_err().into();
+    let too_short: Box<dyn std::error::Error> = Key::parse("c2hvcnQ").unwrap_err().into();
+    let config_error: Box<dyn std::error::Error> = SessionConfig::new(
+        cookie_session::Mode::Signed,
+        KeyRing::new(Key::generate().unwrap()),
+    )
+    .with_name("bad name")
+    .build()
+    .unwrap_err()
+    .into();
+    let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    let store_error: Box<dyn std::error::Error> = StoreError::Unavailable(Box::new(cause)).into();
+    let session_error: Box<dyn std::error::Error> = SessionError::Stored(
+        StoreError::Misconfigured("the table has no column expiry".into()),
+    )
+    .into();
+    for (error, expected) in [
+        (
+            &key_error,
+            "KeyError: key is a well-known placeholder secret",
+        ),
+        (&too_short, "KeyError: key is 5 bytes but at least 32 bytes"),
+        (&config_error, "ConfigError: "),
+        (
+            &store_error,
+            "StoreError: the session store is unavailable: connection refused",
+        ),
+        (
+            &session_error,
+            "SessionError: the session store failed: the session store is misconfigured: the table has no column expiry",
+        ),
+    ] {
+        let printed = format!("{error:?}");
+        assert!(printed.starts_with(expected), "{printed}");
+        // One line, and none of the variants' or a driver's Debug.
+        assert!(!printed.contains('\n'), "{printed}");
+        for dump in [" { ", "Unavailable(", "Custom {", "kind:"] {
+            assert!(!printed.contains(dump), "{printed}");
+        }
+    }
+    assert!(format!("{:?}", ConfigError::InvalidName).starts_with("ConfigError: "));
 }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = match std::env::var("COOKIE_SESSION_KEY") {
-        Ok(text) => Key::from_base64url(&text)?,
+        Ok(text) => Key::parse(&text)?,
         Err(_) => {
             eprintln!(
                 "WARNING: COOKIE_SESSION_KEY is not set; using a random key for this run only."

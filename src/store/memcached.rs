@@ -384,7 +384,7 @@ impl SessionStore for MemcachedStore {
             let key = &key?;
             let item = self
                 .with(move |mut c| async move {
-                    let r = c.gets(&key, limit).await;
+                    let r = c.gets(key, limit).await;
                     (c, r)
                 })
                 .await?;
@@ -416,20 +416,14 @@ impl SessionStore for MemcachedStore {
             self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
-                        match c.store("add", &key, &value, exptime(expires), None).await? {
+                        match c.store("add", key, value, exptime(expires), None).await? {
                             Reply::Stored => return Ok(Version::FIRST),
-                            _ => match c.gets(&key, limit).await? {
+                            _ => match c.gets(key, limit).await? {
                                 Some(item) if item.live(now) => return Err(StoreError::Duplicate),
                                 // An expired item memcached still holds: take it over.
                                 Some(item) => {
                                     let r = c
-                                        .store(
-                                            "cas",
-                                            &key,
-                                            &value,
-                                            exptime(expires),
-                                            Some(item.cas),
-                                        )
+                                        .store("cas", key, value, exptime(expires), Some(item.cas))
                                         .await?;
                                     if r == Reply::Stored {
                                         return Ok(Version::FIRST);
@@ -467,7 +461,7 @@ impl SessionStore for MemcachedStore {
             self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
-                        let item = match c.gets(&key, limit).await? {
+                        let item = match c.gets(key, limit).await? {
                             Some(item) if item.live(now) => item,
                             _ => return Err(StoreError::Gone),
                         };
@@ -475,7 +469,7 @@ impl SessionStore for MemcachedStore {
                             return Err(StoreError::Conflict);
                         }
                         match c
-                            .store("cas", &key, &value, exptime(expires), Some(item.cas))
+                            .store("cas", key, value, exptime(expires), Some(item.cas))
                             .await?
                         {
                             Reply::Stored => return Ok(next),
@@ -506,7 +500,7 @@ impl SessionStore for MemcachedStore {
             self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
-                        let item = match c.gets(&key, limit).await? {
+                        let item = match c.gets(key, limit).await? {
                             Some(item) if item.live(now) => item,
                             _ => return Err(StoreError::Gone),
                         };
@@ -515,7 +509,7 @@ impl SessionStore for MemcachedStore {
                         }
                         let value = encode(item.version, expires, &item.data);
                         match c
-                            .store("cas", &key, &value, exptime(expires), Some(item.cas))
+                            .store("cas", key, &value, exptime(expires), Some(item.cas))
                             .await?
                         {
                             Reply::Stored => return Ok(()),
@@ -547,21 +541,21 @@ impl SessionStore for MemcachedStore {
             self.with(move |mut c| async move {
                 let result = async {
                     for _ in 0..RETRIES {
-                        let item = match c.gets(&from, limit).await? {
+                        let item = match c.gets(from, limit).await? {
                             Some(item) if item.live(now) => item,
                             _ => return Err(StoreError::Gone),
                         };
                         if from == to {
                             return Ok(());
                         }
-                        if c.gets(&to, limit).await?.is_some_and(|t| t.live(now)) {
+                        if c.gets(to, limit).await?.is_some_and(|t| t.live(now)) {
                             return Err(StoreError::Duplicate);
                         }
                         // Moved: expired as of the epoch, so every other request finds it
                         // gone, and only this one may write it back.
                         let moved = encode(item.version, 0, &[]);
                         match c
-                            .store("cas", &from, &moved, exptime(item.expires), Some(item.cas))
+                            .store("cas", from, &moved, exptime(item.expires), Some(item.cas))
                             .await?
                         {
                             Reply::Stored => {}
@@ -570,13 +564,13 @@ impl SessionStore for MemcachedStore {
                         }
                         let value = encode(item.version, item.expires, &item.data);
                         let placed = match c
-                            .store("add", &to, &value, exptime(item.expires), None)
+                            .store("add", to, &value, exptime(item.expires), None)
                             .await?
                         {
                             Reply::Stored => true,
-                            _ => match c.gets(&to, limit).await? {
+                            _ => match c.gets(to, limit).await? {
                                 Some(t) if !t.live(now) => {
-                                    c.store("cas", &to, &value, exptime(item.expires), Some(t.cas))
+                                    c.store("cas", to, &value, exptime(item.expires), Some(t.cas))
                                         .await?
                                         == Reply::Stored
                                 }
@@ -584,11 +578,11 @@ impl SessionStore for MemcachedStore {
                             },
                         };
                         if !placed {
-                            c.store("set", &from, &value, exptime(item.expires), None)
+                            c.store("set", from, &value, exptime(item.expires), None)
                                 .await?;
                             return Err(StoreError::Duplicate);
                         }
-                        c.delete(&from).await?;
+                        c.delete(from).await?;
                         return Ok(());
                     }
                     Err(StoreError::Conflict)
@@ -611,8 +605,8 @@ impl SessionStore for MemcachedStore {
             let key = &key?;
             self.with(move |mut c| async move {
                 let result = async {
-                    let live = c.gets(&key, limit).await?.is_some_and(|i| i.live(now));
-                    c.delete(&key).await?;
+                    let live = c.gets(key, limit).await?.is_some_and(|i| i.live(now));
+                    c.delete(key).await?;
                     Ok(live)
                 }
                 .await;

@@ -186,7 +186,6 @@ impl fmt::Debug for Record {
 /// A store operation failed. "No such session" is never an error: [`SessionStore::load`]
 /// answers it with `Ok(None)`, so an unreachable backend can never pass for a logged-out
 /// visitor.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
     /// `create` or `rename` found a live record under the key.
@@ -248,6 +247,13 @@ impl fmt::Display for StoreError {
             Self::Unavailable(_) => f.write_str("the session store is unavailable"),
             Self::Misconfigured(what) => write!(f, "the session store is misconfigured: {what}"),
         }
+    }
+}
+
+/// The message and its causes on one line (what `main` prints for an error it returns).
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::error::debug_chain(f, "StoreError", self)
     }
 }
 

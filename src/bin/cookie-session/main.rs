@@ -463,9 +463,7 @@ fn codec(args: &KeyArgs, mode: Mode) -> Result<Codec, Failure> {
     let keys = texts
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            Key::from_base64url(t).map_err(|e| Failure::Usage(format!("key {}: {e}", i + 1)))
-        })
+        .map(|(i, t)| Key::parse(t).map_err(|e| Failure::Usage(format!("key {}: {e}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
     let ring = KeyRing::from_keys(keys).map_err(|e| Failure::Usage(e.to_string()))?;
     Ok(Codec::new(mode, ring))
