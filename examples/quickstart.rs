@@ -115,7 +115,7 @@ fn requests_walkthrough(ring: KeyRing, start: OffsetDateTime) -> Result<(), Box<
         "adds to the cart (nested change)",
         |s| {
             s.insert("cart", &Vec::<String>::new())?;
-            s.update("cart", |cart: &mut Vec<String>| cart.push("SKU-100".into()))?;
+            s.update_or_default("cart", |cart: &mut Vec<String>| cart.push("SKU-100".into()))?;
             Ok(())
         },
     )?;

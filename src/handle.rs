@@ -252,8 +252,21 @@ impl SessionHandle {
         &self,
         key: &str,
         change: impl FnOnce(&mut T),
-    ) -> Result<bool, SessionError> {
+    ) -> Result<crate::Updated, SessionError> {
         self.with(|s| s.update(key, change))?
+    }
+
+    /// Changes the value under `key` in place as a `T`, from `T::default()` when it is
+    /// missing; see [`Session::update_or_default`].
+    ///
+    /// # Errors
+    /// As [`Session::update`], and as [`with`](Self::with).
+    pub fn update_or_default<T: Serialize + DeserializeOwned + Default>(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), SessionError> {
+        self.with(|s| s.update_or_default(key, change))?
     }
 
     /// Removes `key`, returning its value; see [`Session::remove`].

@@ -74,7 +74,7 @@ pub use flash::{FLASH_KEY, Flash};
 pub use format::{Inspection, MAX_CHUNKS, Mode, chunk_name, inspect, is_valid_name};
 pub use handle::SessionHandle;
 pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
-pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions};
+pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions, Updated};
 pub use stamp::{Deadline, InvalidSessionId, Persistence, SessionId, Stamp};
 
 // The README's examples use these crates through the public API; re-exporting `time`

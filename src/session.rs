@@ -396,16 +396,20 @@ impl Session {
         self.state_mut().data.get_mut(key)
     }
 
-    /// Changes the value under `key` in place as a `T`; returns `false` (and does nothing)
-    /// if there is no such key.
+    /// Changes the value under `key` in place as a `T`. A missing key is left missing:
+    /// [`Updated::Missing`], which must be looked at (a cart whose first item went nowhere
+    /// is the bug it prevents); to start a missing key from a value, use
+    /// [`update_or_default`](Self::update_or_default).
     ///
     /// ```
-    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig, Updated};
     /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
     /// # let mut session = sessions.load([], cookie_session::time::OffsetDateTime::now_utc());
-    /// session.insert("cart", &vec!["apple"])?;
-    /// session.update("cart", |cart: &mut Vec<String>| cart.push("pear".into()))?;
-    /// assert_eq!(session.get::<Vec<String>>("cart")?.unwrap(), ["apple", "pear"]);
+    /// let visits = session.update("visits", |n: &mut u64| *n += 1)?;
+    /// assert_eq!(visits, Updated::Missing);
+    /// session.insert("visits", &1)?;
+    /// assert_eq!(session.update("visits", |n: &mut u64| *n += 1)?, Updated::Changed);
+    /// assert_eq!(session.get::<u64>("visits")?, Some(2));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -416,13 +420,39 @@ impl Session {
         &mut self,
         key: &str,
         change: impl FnOnce(&mut T),
-    ) -> Result<bool, SessionError> {
+    ) -> Result<Updated, SessionError> {
         let Some(mut value) = self.get::<T>(key)? else {
-            return Ok(false);
+            return Ok(Updated::Missing);
         };
         change(&mut value);
         self.insert(key, &value)?;
-        Ok(true)
+        Ok(Updated::Changed)
+    }
+
+    /// Changes the value under `key` in place as a `T`, starting from `T::default()` when
+    /// the key is missing (an entry-style update: a cart's first item, a counter's first
+    /// visit).
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// # let sessions = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?)).build()?;
+    /// # let mut session = sessions.load([], cookie_session::time::OffsetDateTime::now_utc());
+    /// session.update_or_default("cart", |cart: &mut Vec<String>| cart.push("apple".into()))?;
+    /// session.update_or_default("cart", |cart: &mut Vec<String>| cart.push("pear".into()))?;
+    /// assert_eq!(session.get::<Vec<String>>("cart")?.unwrap(), ["apple", "pear"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`update`](Self::update).
+    pub fn update_or_default<T: Serialize + DeserializeOwned + Default>(
+        &mut self,
+        key: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), SessionError> {
+        let mut value = self.get::<T>(key)?.unwrap_or_default();
+        change(&mut value);
+        self.insert(key, &value)
     }
 
     /// Explicit save mode: commits the current data; only committed data is sent. In
@@ -1039,6 +1069,17 @@ impl fmt::Debug for Session {
             .field("outcome", &self.state.get().map(|s| s.outcome))
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Session::update`] did: a missing key is not changed, and the caller must say
+/// what that means (or use [`Session::update_or_default`]).
+#[must_use = "a missing key was not updated; check for Updated::Missing or use update_or_default"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The value was changed and stored.
+    Changed,
+    /// There was no such key: nothing was changed.
+    Missing,
 }
 
 /// What to do with the session cookie on the response.

@@ -88,8 +88,35 @@ fn values_that_are_not_json_are_refused_and_change_nothing() {
 fn update_reports_a_missing_key() {
     let sessions = sessions(Mode::Signed);
     let mut session = sessions.load([], at(T0));
-    assert!(!session.update("missing", |n: &mut u32| *n += 1).unwrap());
+    assert_eq!(
+        session.update("missing", |n: &mut u32| *n += 1).unwrap(),
+        cookie_session::Updated::Missing
+    );
     assert!(session.is_empty());
+    // The entry-style form starts a missing key from its default: a cart's first item.
+    for item in ["apple", "pear"] {
+        session
+            .update_or_default("cart", |cart: &mut Vec<String>| cart.push(item.into()))
+            .unwrap();
+    }
+    assert_eq!(
+        session.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple", "pear"]
+    );
+    session
+        .update_or_default("visits", |n: &mut u32| *n += 1)
+        .unwrap();
+    assert_eq!(session.get::<u32>("visits").unwrap(), Some(1));
+    // A value of another type is an error, and stays.
+    assert!(
+        session
+            .update_or_default("cart", |n: &mut u32| *n += 1)
+            .is_err()
+    );
+    assert_eq!(
+        session.get::<Vec<String>>("cart").unwrap().unwrap().len(),
+        2
+    );
 }
 
 type Mutator = fn(&mut Session);
@@ -111,7 +138,10 @@ fn every_mutator_is_detected_as_a_change() {
             *s.get_mut("user_id").unwrap() = Value::Null
         }),
         ("update", |s| {
-            assert!(s.update("user_id", |n: &mut u64| *n += 1).unwrap())
+            assert_eq!(
+                s.update("user_id", |n: &mut u64| *n += 1).unwrap(),
+                cookie_session::Updated::Changed
+            );
         }),
         ("delete", Session::delete),
     ];

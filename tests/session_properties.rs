@@ -81,10 +81,10 @@ fn apply(op: &Op, session: &mut Session, model: &mut Model) -> bool {
             match model.get_mut(k) {
                 Some(v) if is_int => {
                     *v = json!(v.as_i64().unwrap() + 1);
-                    assert!(result.unwrap());
+                    assert_eq!(result.unwrap(), cookie_session::Updated::Changed);
                 }
                 Some(_) => assert!(result.is_err(), "wrong type is an error"),
-                None => assert!(!result.unwrap()),
+                None => assert_eq!(result.unwrap(), cookie_session::Updated::Missing),
             }
         }
         Op::Read(k) => assert_eq!(session.get::<Value>(k).unwrap().as_ref(), model.get(k)),

@@ -99,10 +99,11 @@ fn a_nested_in_place_change_is_a_change() {
     });
     assert!(is_set(&d));
     let d = browser.request(&sessions, T0 + 20, |s| {
-        assert!(
+        assert_eq!(
             s.update("roles", |roles: &mut Vec<String>| roles
                 .retain(|r| r != "admin"))
-                .unwrap()
+                .unwrap(),
+            cookie_session::Updated::Changed
         );
     });
     assert!(is_set(&d));

@@ -58,9 +58,15 @@ fn apply(op: &Op, s: &mut Session, model: &mut Model) -> bool {
             let before = model.get(key(*k)).cloned();
             let result = s.update(key(*k), |n: &mut i64| *n = n.saturating_add(1));
             match before.map(|v| v.as_i64()) {
-                None => assert!(!result.expect("a missing key is not an error")),
+                None => assert_eq!(
+                    result.expect("a missing key is not an error"),
+                    cookie_session::Updated::Missing
+                ),
                 Some(Some(n)) => {
-                    assert!(result.expect("an i64 updates"));
+                    assert_eq!(
+                        result.expect("an i64 updates"),
+                        cookie_session::Updated::Changed
+                    );
                     model.insert(key(*k).to_owned(), json!(n.saturating_add(1)));
                 }
                 // Floats, strings, u64 above i64::MAX...: not an i64, a typed error.
