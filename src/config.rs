@@ -414,6 +414,13 @@ impl SessionConfig {
     /// responses to such requests get `Referrer-Policy: no-referrer` and
     /// `Cache-Control: no-store`, a session that came from a parameter is never moved into
     /// a cookie, and `regenerate()` at login still issues a fresh id (SECURITY.md).
+    ///
+    /// A token is one value: it holds at most what one cookie does
+    /// ([`with_max_size`](Self::with_max_size), 4096 bytes by default), never split as
+    /// [`with_max_cookies`](Self::with_max_cookies) splits cookies. A session larger than
+    /// that makes [`Session::token`](crate::Session::token) fail with
+    /// [`EncodeError::TokenTooLarge`](crate::EncodeError::TokenTooLarge); with server-side
+    /// sessions the token is only the signed id and the bound never matters.
     #[must_use]
     pub fn with_token_parameter(mut self, name: impl Into<String>) -> Self {
         self.token = Some(name.into());

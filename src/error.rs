@@ -129,6 +129,14 @@ pub enum EncodeError {
         /// The configured nesting limit.
         limit: usize,
     },
+    /// The session would make a token parameter ([`Session::token`](crate::Session::token))
+    /// larger than the limit of one cookie value: a token is one value and is never split.
+    TokenTooLarge {
+        /// The token's size in bytes (counted as a cookie would be: name + value).
+        size: usize,
+        /// The limit ([`SessionConfig::with_max_size`](crate::SessionConfig::with_max_size)).
+        limit: usize,
+    },
     /// The value could not be serialized as JSON.
     Serialize(JsonError),
     /// The cookie name is empty or has characters outside an RFC 6265 token.
@@ -146,6 +154,10 @@ impl fmt::Display for EncodeError {
             Self::TooLarge { size, limit } => write!(
                 f,
                 "cookie would be {size} bytes (name + value) but the limit is {limit}; store less in the session, enable compression or chunking, or keep it server-side"
+            ),
+            Self::TokenTooLarge { size, limit } => write!(
+                f,
+                "the session's token would be {size} bytes but a token holds at most {limit} (one cookie's limit: a token is never split); store less in the session, or keep it server-side, where the token is only the signed id"
             ),
             Self::SessionTooLarge { size, limit } => write!(
                 f,

@@ -545,6 +545,10 @@ impl Session {
             } else {
                 Action::Remove(cookie_header::removal(config))
             }
+        } else if state.from_token {
+            // A session that came in a token parameter travels on in `token()`, which
+            // encodes it (and says if it no longer fits one); no cookie is written for it.
+            Action::Keep
         } else {
             match state.stamp {
                 // A new session (none came in, or it was expired, revoked or invalid).
@@ -684,12 +688,15 @@ impl Session {
             };
             let stamp = stamp.with_persistence(state.persistence);
             let persist = persisted(config, state);
-            Some(
-                sessions
-                    .inner
-                    .codec
-                    .encode_json(&config.name, &stamp, |buf| persist.write_json(buf))?,
-            )
+            let encoded = sessions
+                .inner
+                .codec
+                .encode_json(&config.name, &stamp, |buf| persist.write_json(buf));
+            Some(encoded.map_err(|e| match e {
+                // A cookie could be split; a token cannot: say so.
+                EncodeError::TooLarge { size, limit } => EncodeError::TokenTooLarge { size, limit },
+                other => other,
+            })?)
         };
         self.token_issued.set(token.is_some());
         Ok(token)

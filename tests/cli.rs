@@ -741,3 +741,53 @@ fn sweep_removes_expired_sessions_from_an_sqlite_store() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `sweep --store files:DIR` removes the expired records of a file store, and no live one.
+#[cfg(feature = "files")]
+#[test]
+fn sweep_removes_expired_sessions_from_a_file_store() {
+    use cookie_session::store::{FileStore, SessionStore, StoreKey, block_on};
+    let dir = std::env::temp_dir().join(format!("cookie-session-cli-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let t0 = time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+    {
+        let store = FileStore::open(&dir).unwrap();
+        for n in 0..12u8 {
+            let ttl = if n < 9 { 60 } else { 86_400 };
+            block_on(store.create(
+                &StoreKey::from_bytes([n; 32]),
+                b"x",
+                t0 + time::Duration::seconds(ttl),
+                t0,
+            ))
+            .unwrap();
+        }
+    }
+    let target = format!("files:{}", dir.display());
+    let out = run(
+        &[
+            "sweep",
+            "--store",
+            &target,
+            "--batch",
+            "4",
+            "--now",
+            "1767229200",
+        ],
+        None,
+    );
+    let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(result["removed"], 9);
+    let store = FileStore::open(&dir).unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_767_229_200).unwrap();
+    for n in 0..12u8 {
+        let live = block_on(store.load(&StoreKey::from_bytes([n; 32]), at)).unwrap();
+        assert_eq!(live.is_some(), n >= 9, "{n}");
+    }
+    let missing = format!("files:{}", dir.join("nope").display());
+    assert_eq!(
+        run(&["sweep", "--store", &missing], None).status.code(),
+        Some(2)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -533,3 +533,45 @@ async fn an_invalid_cookie_beside_a_valid_token_is_removed() {
         }
     }
 }
+
+/// A token is one value, never split: a session that outgrows it (cookies disabled, so
+/// the token is all there is) is a `TokenTooLarge` error from `token()` that says so, and
+/// the request that brought the token still finishes (no cookie is written for it).
+#[test]
+fn a_session_too_large_for_a_token_is_an_error_that_says_so() {
+    use cookie_session::EncodeError;
+    for mode in MODES {
+        let sessions = token_config(mode)
+            .with_max_cookies(4)
+            .with_max_total_size(16_000)
+            .build()
+            .unwrap();
+        let mut session = sessions.load([""], at(T0));
+        session.insert("who", "gus").unwrap();
+        let token = session.token().unwrap().unwrap();
+        session.finish(at(T0)).unwrap();
+
+        let mut session = sessions.load_with_token([""], Some(&*token), at(T0 + 1));
+        assert_eq!(
+            session.get::<String>("who").unwrap().as_deref(),
+            Some("gus")
+        );
+        session.insert("notes", &"n".repeat(6_000)).unwrap();
+        let error = session.token().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SessionError::Encode(EncodeError::TokenTooLarge { limit: 4096, .. })
+            ),
+            "{mode}: {error:?}"
+        );
+        let message = format!("{error:?}");
+        assert!(message.contains("token holds at most 4096"), "{message}");
+        let decision = session.finish(at(T0 + 1)).unwrap();
+        assert!(decision.set_cookies().next().is_none(), "{mode}");
+        // The same data fits a (split) cookie: the bound is the token's only.
+        let mut session = sessions.load([""], at(T0));
+        session.insert("notes", &"n".repeat(6_000)).unwrap();
+        assert_eq!(session.finish(at(T0)).unwrap().set_cookies().count(), 2);
+    }
+}

@@ -87,9 +87,13 @@ enum Command {
     },
     /// Remove expired server-side sessions from a store, in batches, until none is left
     /// (for cron; a server runs the same sweeper in the background). Prints the count.
-    #[cfg(feature = "sqlite")]
+    /// Serves the stores of the build that keep expired records: SQLite (`sqlite`
+    /// feature) and files (`files`). Redis and memcached expire records themselves;
+    /// PostgreSQL is swept by the application's `Sweeper`.
+    #[cfg(any(feature = "sqlite", feature = "files"))]
     Sweep {
-        /// The store: `sqlite:PATH` (the table `sessions`) or `sqlite:PATH#TABLE`.
+        /// The store: `sqlite:PATH` (the table `sessions`), `sqlite:PATH#TABLE`, or
+        /// `files:DIR`.
         #[arg(long, value_name = "STORE")]
         store: String,
         /// At most this many records per statement.
@@ -218,7 +222,7 @@ fn run(command: Command) -> Result<String, Failure> {
             }
             decode(&keys, &cookie, &value, ignore_expiry)
         }
-        #[cfg(feature = "sqlite")]
+        #[cfg(any(feature = "sqlite", feature = "files"))]
         Command::Sweep {
             store,
             batch,
@@ -233,29 +237,56 @@ fn run(command: Command) -> Result<String, Failure> {
     }
 }
 
-/// `sweep --store sqlite:PATH[#TABLE]`.
-#[cfg(feature = "sqlite")]
+/// `sweep --store sqlite:PATH[#TABLE]` or `--store files:DIR`.
+#[cfg(any(feature = "sqlite", feature = "files"))]
 fn sweep(store: &str, batch: usize, now: OffsetDateTime) -> Result<String, Failure> {
-    use cookie_session::store::{SqliteStore, Sweeper, block_on};
-    let Some(location) = store.strip_prefix("sqlite:") else {
-        return Err(Failure::Usage(format!(
-            "--store {store:?}: say `sqlite:PATH` (the stores this build knows: sqlite)"
-        )));
+    use cookie_session::store::{Sweeper, block_on};
+    let (kind, location) = store.split_once(':').unwrap_or((store, ""));
+    let sweeper = Sweeper::new().with_batch_size(batch);
+    let opened = |e: cookie_session::store::StoreError| {
+        Failure::Rejected(format!("cannot open the store: {e}"))
     };
-    let (path, table) = location.rsplit_once('#').unwrap_or((location, "sessions"));
-    if !std::path::Path::new(path).exists() {
-        return Err(Failure::Usage(format!("--store: no database at {path}")));
+    let must_exist = |path: &str| {
+        if std::path::Path::new(path).exists() {
+            Ok(())
+        } else {
+            Err(Failure::Usage(format!("--store: nothing at {path}")))
+        }
+    };
+    let removed = match kind {
+        #[cfg(feature = "sqlite")]
+        "sqlite" if !location.is_empty() => {
+            let (path, table) = location.rsplit_once('#').unwrap_or((location, "sessions"));
+            must_exist(path)?;
+            let store = cookie_session::store::SqliteStore::open_with_table(path, table)
+                .map_err(opened)?;
+            block_on(sweeper.sweep_once(&store, now))
+        }
+        #[cfg(feature = "files")]
+        "files" if !location.is_empty() => {
+            must_exist(location)?;
+            let store = cookie_session::store::FileStore::open(location).map_err(opened)?;
+            block_on(sweeper.sweep_once(&store, now))
+        }
+        _ => {
+            return Err(Failure::Usage(format!(
+                "--store {store:?}: say {} (Redis and memcached expire records themselves; PostgreSQL is swept by the application's Sweeper)",
+                SWEEPABLE.join(" or ")
+            )));
+        }
     }
-    let store = SqliteStore::open_with_table(path, table)
-        .map_err(|e| Failure::Rejected(format!("cannot open the store: {e}")))?;
-    let removed = block_on(
-        Sweeper::new()
-            .with_batch_size(batch)
-            .sweep_once(&store, now),
-    )
     .map_err(|e| Failure::Rejected(format!("sweep failed: {e}")))?;
     Ok(pretty(&json!({ "removed": removed })))
 }
+
+/// The `--store` forms this build sweeps.
+#[cfg(any(feature = "sqlite", feature = "files"))]
+const SWEEPABLE: &[&str] = &[
+    #[cfg(feature = "sqlite")]
+    "`sqlite:PATH[#TABLE]`",
+    #[cfg(feature = "files")]
+    "`files:DIR`",
+];
 
 impl From<ModeArg> for Mode {
     fn from(mode: ModeArg) -> Self {
