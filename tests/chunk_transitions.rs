@@ -98,22 +98,6 @@ fn assert_sets_or_removes_each_cookie_once(decision: &Decision) {
     }
 }
 
-/// `n` characters that deflate cannot shrink much.
-fn incompressible(n: usize, seed: u64) -> String {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(
-                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    [(x % 62) as usize],
-            )
-        })
-        .collect()
-}
-
 fn split_sessions(mode: Mode) -> Sessions {
     config(mode)
         .with_max_cookies(MAX_CHUNKS)

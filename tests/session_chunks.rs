@@ -58,22 +58,6 @@ impl Jar {
     }
 }
 
-/// `n` characters that deflate cannot shrink much (hex of a counter's hash-like mix).
-fn incompressible(n: usize, seed: u64) -> String {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(
-                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    [(x % 62) as usize],
-            )
-        })
-        .collect()
-}
-
 fn chunked(mode: Mode, cookies: usize, total: usize) -> SessionConfig {
     config(mode)
         .with_max_cookies(cookies)
