@@ -248,11 +248,11 @@ impl SessionHandle {
     ///
     /// # Errors
     /// As [`Session::update`], and as [`with`](Self::with).
-    pub fn update<T: Serialize + DeserializeOwned>(
-        &self,
-        key: &str,
-        change: impl FnOnce(&mut T),
-    ) -> Result<crate::Updated, SessionError> {
+    pub fn update<T, F>(&self, key: &str, change: F) -> Result<crate::Updated, SessionError>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
         self.with(|s| s.update(key, change))?
     }
 
@@ -261,11 +261,11 @@ impl SessionHandle {
     ///
     /// # Errors
     /// As [`Session::update`], and as [`with`](Self::with).
-    pub fn update_or_default<T: Serialize + DeserializeOwned + Default>(
-        &self,
-        key: &str,
-        change: impl FnOnce(&mut T),
-    ) -> Result<(), SessionError> {
+    pub fn update_or_default<T, F>(&self, key: &str, change: F) -> Result<(), SessionError>
+    where
+        T: Serialize + DeserializeOwned + Default + 'static,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
         self.with(|s| s.update_or_default(key, change))?
     }
 

@@ -25,6 +25,7 @@ mod json;
 mod key;
 mod legacy;
 mod map;
+mod replay;
 pub mod server;
 mod session;
 mod stamp;

@@ -236,10 +236,13 @@ impl LazyMap {
     /// Applies this map's changes (each key written or removed since loading, whose value
     /// differs from its loaded one) to `other`: a request's own changes re-applied over a
     /// newer state saved by another request. Keys this map did not change keep `other`'s
-    /// values.
-    pub(crate) fn replay_changes_onto(&self, other: &mut Self) {
+    /// values. Keys `skip` names are left to the caller (changes that replay).
+    pub(crate) fn replay_changes_onto(&self, other: &mut Self, skip: impl Fn(&str) -> bool) {
         for entry in &self.entries {
             let key = entry.key(&self.text);
+            if skip(key) {
+                continue;
+            }
             match (&entry.loaded, &entry.current) {
                 (_, Current::Loaded) | (None, Current::Removed) => {}
                 (Some(_), Current::Removed) => {
@@ -257,8 +260,9 @@ impl LazyMap {
     }
 
     /// Whether another writer changed a key that this map changed too: for some key written
-    /// or removed here, `newer` holds something other than what this map loaded.
-    pub(crate) fn overlaps(&self, newer: &Self) -> bool {
+    /// or removed here, `newer` holds something other than what this map loaded. Keys
+    /// `skip` names (changes that replay, which merge) do not count.
+    pub(crate) fn overlaps(&self, newer: &Self, skip: impl Fn(&str) -> bool) -> bool {
         self.entries.iter().any(|entry| {
             let changed = match (&entry.loaded, &entry.current) {
                 (_, Current::Loaded) | (None, Current::Removed) => false,
@@ -268,7 +272,9 @@ impl LazyMap {
                 }
             };
             let key = entry.key(&self.text);
-            changed && self.loaded_value(entry) != newer.get::<Value>(key).and_then(Result::ok)
+            changed
+                && !skip(key)
+                && self.loaded_value(entry) != newer.get::<Value>(key).and_then(Result::ok)
         })
     }
 

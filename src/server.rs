@@ -27,6 +27,10 @@
 
 use time::OffsetDateTime;
 
+#[cfg(feature = "store-testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
+pub mod history;
+
 use crate::error::{EncodeError, SessionError};
 use crate::events::{DeleteReason, SessionEvent, notify};
 use crate::map::LazyMap;
@@ -330,11 +334,17 @@ fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), Ses
     let (mut data, unsealed) = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
     let fail_on_overlap =
         session.sessions.config().conflicts == crate::config::ConflictPolicy::FailOnSameKey;
-    if fail_on_overlap && session.state().data.overlaps(&data) {
+    let state = session.state_mut();
+    let replays = &state.replays;
+    if fail_on_overlap && state.data.overlaps(&data, |key| replays.replays(key)) {
         return Err(SessionError::Stored(StoreError::Conflict));
     }
-    let state = session.state_mut();
-    state.data.replay_changes_onto(&mut data);
+    // Values this request set are written over the newer record; its replayable changes
+    // run again on it.
+    state
+        .data
+        .replay_changes_onto(&mut data, |key| replays.replays(key));
+    replays.replay_onto(&mut data)?;
     state.data = data;
     state.record = Some(Stored {
         key,

@@ -222,6 +222,9 @@ pub(crate) struct State {
     /// The session came from the token parameter, not a cookie: it is never moved into a
     /// cookie, and travels on in [`Session::token`].
     pub(crate) from_token: bool,
+    /// Server-side: this request's read-modify-write changes, for a commit that meets a
+    /// newer record to run again on it.
+    pub(crate) replays: crate::replay::Replays,
     /// The session came from the token after the request's cookie failed to load
     /// (tampered, foreign key, expired): the cookie is removed as it would be without the
     /// token.
@@ -350,20 +353,33 @@ impl Session {
         value: &T,
     ) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(|source| value_error(key, source))?;
-        self.state_mut().data.insert(key, value);
+        self.overwrite(key).data.insert(key, value);
         Ok(())
+    }
+
+    /// The state, with `key` noted as written by a plain operation (server-side: its value
+    /// is then what a conflicting commit writes, not a replay).
+    fn overwrite(&mut self, key: &str) -> &mut State {
+        let server_side = self.server_side;
+        let state = self.state_mut();
+        if server_side {
+            state.replays.overwritten(key);
+        }
+        state
     }
 
     /// Removes `key`, returning its value. (The key is removed but `None` returned when
     /// its stored JSON cannot be a [`Value`]; see [`get_mut`](Self::get_mut).)
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.state_mut().data.remove(key)
+        self.overwrite(key).data.remove(key)
     }
 
     /// Removes every key. The session stays (its id is kept); an empty session is not
     /// stored, so the response removes the cookie. See also [`delete`](Self::delete).
     pub fn clear(&mut self) {
-        self.state_mut().data.clear();
+        let state = self.state_mut();
+        state.data.clear();
+        state.replays.clear();
     }
 
     /// Whether `key` is present (counts as an access).
@@ -393,13 +409,20 @@ impl Session {
     /// [`Value`] (a number beyond `f64`, an unpaired `\u` surrogate; only a holder of the
     /// key can write such a cookie): that value is then kept exactly as it came.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.state_mut().data.get_mut(key)
+        self.overwrite(key).data.get_mut(key)
     }
 
-    /// Changes the value under `key` in place as a `T`. A missing key is left missing:
-    /// [`Updated::Missing`], which must be looked at (a cart whose first item went nowhere
-    /// is the bug it prevents); to start a missing key from a value, use
-    /// [`update_or_default`](Self::update_or_default).
+    /// Changes the value under `key` in place as a `T`: a read-modify-write that is never
+    /// lost. A missing key is left missing: [`Updated::Missing`], which must be looked at
+    /// (a cart whose first item went nowhere is the bug it prevents); to start a missing key
+    /// from a value, use [`update_or_default`](Self::update_or_default).
+    ///
+    /// Server-side, if another request saved the session meanwhile, the commit runs
+    /// `change` again on that request's record (as if this request had come after it), so
+    /// concurrent appends to one list and increments of one counter all survive; a value
+    /// set with [`insert`](Self::insert) is written as it is (the last writer wins for its
+    /// key). So `change` must be re-runnable: it changes the value and nothing else (no
+    /// counters outside it, no I/O), and it may run more than once.
     ///
     /// ```
     /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig, Updated};
@@ -416,22 +439,20 @@ impl Session {
     /// # Errors
     /// [`SessionError::Value`] if the stored value does not deserialize as `T` or the
     /// changed one does not serialize; the session is unchanged then.
-    pub fn update<T: Serialize + DeserializeOwned>(
-        &mut self,
-        key: &str,
-        change: impl FnOnce(&mut T),
-    ) -> Result<Updated, SessionError> {
-        let Some(mut value) = self.get::<T>(key)? else {
-            return Ok(Updated::Missing);
-        };
-        change(&mut value);
-        self.insert(key, &value)?;
-        Ok(Updated::Changed)
+    pub fn update<T, F>(&mut self, key: &str, change: F) -> Result<Updated, SessionError>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
+        self.replayable(key, move |data, key| {
+            apply(data, key, |value: Option<T>| value, &change)
+        })
     }
 
     /// Changes the value under `key` in place as a `T`, starting from `T::default()` when
     /// the key is missing (an entry-style update: a cart's first item, a counter's first
-    /// visit).
+    /// visit). Replayed on a conflicting commit like [`update`](Self::update), so `change`
+    /// must be re-runnable in the same way.
     ///
     /// ```
     /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
@@ -445,14 +466,39 @@ impl Session {
     ///
     /// # Errors
     /// As [`update`](Self::update).
-    pub fn update_or_default<T: Serialize + DeserializeOwned + Default>(
+    pub fn update_or_default<T, F>(&mut self, key: &str, change: F) -> Result<(), SessionError>
+    where
+        T: Serialize + DeserializeOwned + Default + 'static,
+        F: Fn(&mut T) + Send + Sync + 'static,
+    {
+        self.replayable(key, move |data, key| {
+            apply(
+                data,
+                key,
+                |value: Option<T>| Some(value.unwrap_or_default()),
+                &change,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Runs `op` on the data now, and server-side keeps it to run again on a newer record.
+    fn replayable(
         &mut self,
         key: &str,
-        change: impl FnOnce(&mut T),
-    ) -> Result<(), SessionError> {
-        let mut value = self.get::<T>(key)?.unwrap_or_default();
-        change(&mut value);
-        self.insert(key, &value)
+        op: impl Fn(&mut LazyMap, &str) -> Result<Updated, SessionError> + Send + Sync + 'static,
+    ) -> Result<Updated, SessionError> {
+        let server_side = self.server_side;
+        let state = self.state_mut();
+        let updated = op(&mut state.data, key)?;
+        if server_side {
+            let owned: Box<str> = key.into();
+            state.replays.record(
+                key,
+                std::sync::Arc::new(move |data: &mut LazyMap| op(data, &owned).map(drop)),
+            );
+        }
+        Ok(updated)
     }
 
     /// Explicit save mode: commits the current data; only committed data is sent. In
@@ -469,6 +515,7 @@ impl Session {
         let state = self.state_mut();
         // Nothing of the loaded session remains, not even for explicit save mode.
         state.data = LazyMap::default();
+        state.replays.clear();
         state.committed = None;
         state.stamp = None;
         state.regenerated = false;
@@ -703,6 +750,27 @@ impl Session {
     }
 }
 
+/// One typed read-modify-write of `key` in `data`: `start` turns the stored value (if any)
+/// into the one to change (`None`: leave the key missing).
+fn apply<T: Serialize + DeserializeOwned>(
+    data: &mut LazyMap,
+    key: &str,
+    start: impl FnOnce(Option<T>) -> Option<T>,
+    change: &impl Fn(&mut T),
+) -> Result<Updated, SessionError> {
+    let stored = data
+        .get::<T>(key)
+        .transpose()
+        .map_err(|source| value_error(key, source))?;
+    let Some(mut value) = start(stored) else {
+        return Ok(Updated::Missing);
+    };
+    change(&mut value);
+    let value = serde_json::to_value(&value).map_err(|source| value_error(key, source))?;
+    data.insert(key, value);
+    Ok(Updated::Changed)
+}
+
 /// What a response stores: the data, or in explicit save mode what was last saved (or
 /// loaded).
 fn persisted<'a>(config: &SessionConfig, state: &'a State) -> std::borrow::Cow<'a, LazyMap> {
@@ -844,6 +912,7 @@ fn decode(
                     from_token,
                     // With the cookie tried first, every cookie before the token failed.
                     cookie_rejected: from_token && index > 0,
+                    replays: crate::replay::Replays::default(),
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
                     record: None,
@@ -880,6 +949,7 @@ fn decode(
         persistence: None,
         from_token: false,
         cookie_rejected: false,
+        replays: crate::replay::Replays::default(),
         legacy: Legacy::default(),
         stray,
     }
