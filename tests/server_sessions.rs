@@ -738,3 +738,123 @@ fn a_cookie_sessions_data_is_not_adopted_by_a_server_side_session() {
         }),
     );
 }
+
+/// Two requests of one visitor, loaded before either commits: what each kind of change
+/// keeps when the second commit meets the first one's record.
+#[test]
+fn concurrent_changes_replay_and_plain_values_are_last_writer_wins() {
+    let site = Site::new(config().build().unwrap());
+    let (d, _) = site.request(
+        None,
+        T0,
+        Some(&|s| {
+            s.insert("cart", &vec!["apple"]).unwrap();
+            s.insert("count", &1_u64).unwrap();
+            s.insert("theme", "light").unwrap();
+            s.insert("prefs", &serde_json::json!({"a": 1})).unwrap();
+        }),
+    );
+    let cookie = cookie_of(&d);
+    let load = || {
+        let session = site
+            .sessions
+            .load_server_side([cookie.as_bytes()], at(T0 + 1));
+        let store: Arc<dyn DynStore> = site.store.clone();
+        let handle = SessionHandle::server_side(session, store);
+        block_on(handle.load()).unwrap();
+        handle
+    };
+    let (first, second) = (load(), load());
+    first
+        .update_or_default("cart", |c: &mut Vec<String>| c.push("pear".into()))
+        .unwrap();
+    first
+        .update_or_default("count", |n: &mut u64| *n += 1)
+        .unwrap();
+    first.insert("theme", "dark").unwrap();
+    first
+        .update_or_default("prefs", |p: &mut serde_json::Value| p["b"] = 2.into())
+        .unwrap();
+    second
+        .update_or_default("cart", |c: &mut Vec<String>| c.push("plum".into()))
+        .unwrap();
+    second
+        .update_or_default("count", |n: &mut u64| *n += 10)
+        .unwrap();
+    second.insert("theme", "blue").unwrap();
+    second
+        .update_or_default("prefs", |p: &mut serde_json::Value| p["c"] = 3.into())
+        .unwrap();
+    // A plain insert, then a change on top: the inserted value is fixed, so it is written
+    // as it is (last writer wins for that key).
+    second.insert("note", "x").unwrap();
+    second
+        .update("note", |n: &mut String| n.push('y'))
+        .unwrap();
+    site.store.hook.take();
+    block_on(first.commit(at(T0 + 1))).unwrap();
+    block_on(second.commit(at(T0 + 1))).unwrap();
+    assert_eq!(
+        site.store.hook.take(),
+        ["save", "save", "load", "save"],
+        "the second save conflicts, reloads and saves once more"
+    );
+    site.request(
+        Some(&cookie),
+        T0 + 2,
+        Some(&|s| {
+            assert_eq!(
+                s.get::<Vec<String>>("cart").unwrap().unwrap(),
+                ["apple", "pear", "plum"]
+            );
+            assert_eq!(s.get::<u64>("count").unwrap(), Some(12));
+            assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("blue"));
+            assert_eq!(
+                s.get::<serde_json::Value>("prefs").unwrap().unwrap(),
+                serde_json::json!({"a": 1, "b": 2, "c": 3})
+            );
+            assert_eq!(s.get::<String>("note").unwrap().as_deref(), Some("xy"));
+        }),
+    );
+}
+
+/// A key written by a plain `insert` in one request and changed by a replaying update in
+/// the other: whichever commits second decides, by its own kind: a replay builds on the
+/// first's value, a plain value replaces it.
+#[test]
+fn a_replay_builds_on_a_concurrent_insert_and_an_insert_replaces_a_concurrent_replay() {
+    for replay_second in [true, false] {
+        let site = Site::new(config().build().unwrap());
+        let (d, _) = site.request(None, T0, Some(&|s| s.insert("list", &vec![0]).unwrap()));
+        let cookie = cookie_of(&d);
+        let load = || {
+            let session = site
+                .sessions
+                .load_server_side([cookie.as_bytes()], at(T0 + 1));
+            let store: Arc<dyn DynStore> = site.store.clone();
+            let handle = SessionHandle::server_side(session, store);
+            block_on(handle.load()).unwrap();
+            handle
+        };
+        let (inserts, replays) = (load(), load());
+        inserts.insert("list", &vec![7]).unwrap();
+        replays
+            .update_or_default("list", |l: &mut Vec<u32>| l.push(1))
+            .unwrap();
+        let (first, second) = if replay_second {
+            (&inserts, &replays)
+        } else {
+            (&replays, &inserts)
+        };
+        block_on(first.commit(at(T0 + 1))).unwrap();
+        block_on(second.commit(at(T0 + 1))).unwrap();
+        let expected = if replay_second { vec![7, 1] } else { vec![7] };
+        site.request(
+            Some(&cookie),
+            T0 + 2,
+            Some(&|s| {
+                assert_eq!(s.get::<Vec<u32>>("list").unwrap().unwrap(), expected);
+            }),
+        );
+    }
+}
