@@ -146,10 +146,12 @@ fn sweeper() -> Sweeper {
 }
 
 async fn index(session: SessionHandle) -> Handled {
-    let count = session.get::<u64>("count")?.unwrap_or(0) + 1;
-    session.insert("count", &count)?;
+    // A change that replays: server-side, visits of several tabs (or instances) at once
+    // are all counted.
+    session.update_or_default("count", |n: &mut u64| *n += 1)?;
+    let count = session.get::<u64>("count")?.unwrap_or_default();
     let user = session.get::<String>("user")?;
-    let note = session.get::<String>("note")?.unwrap_or_default();
+    let note = last_note(&session)?.unwrap_or_default();
     let flashes: String = session
         .take_flashes()?
         .iter()
@@ -198,14 +200,46 @@ struct NoteForm {
 }
 
 async fn note(session: SessionHandle, Form(form): Form<NoteForm>) -> Handled {
-    session.insert("note", &form.text)?;
-    Ok(page(&format!("Saved a note of {} bytes.", form.text.len())))
+    let bytes = form.text.len();
+    add_note(&session, form.text)?;
+    Ok(page(&format!("Saved a note of {bytes} bytes.")))
+}
+
+/// The newest notes kept, in bytes (the newest is always kept, whatever its size).
+const NOTES_KEPT: usize = 2048;
+
+/// Appends `text` to the session's notes with a change that replays: server-side, notes
+/// saved from two tabs at once are both kept. Older notes go once the newest fill
+/// [`NOTES_KEPT`]. (The closure may run again on a newer session: it only changes the list.)
+fn add_note(session: &SessionHandle, text: String) -> Result<(), SessionError> {
+    session.update_or_default("notes", move |notes: &mut Vec<String>| {
+        notes.push(text.clone());
+        let mut total = 0;
+        let keep = notes
+            .iter()
+            .rev()
+            .take_while(|note| {
+                total += note.len();
+                total <= NOTES_KEPT
+            })
+            .count()
+            .max(1);
+        notes.drain(..notes.len() - keep);
+    })
+}
+
+fn last_note(session: &SessionHandle) -> Result<Option<String>, SessionError> {
+    Ok(session
+        .get::<Vec<String>>("notes")?
+        .and_then(|mut notes| notes.pop()))
 }
 
 async fn me(session: SessionHandle) -> Handled {
+    let notes = session.get::<Vec<String>>("notes")?.unwrap_or_default();
     Ok(Json(json!({
         "user": session.get::<String>("user")?,
-        "note": session.get::<String>("note")?,
+        "note": notes.last(),
+        "notes": notes.len(),
         "count": session.get::<u64>("count")?,
     }))
     .into_response())
@@ -219,8 +253,8 @@ async fn logout(session: SessionHandle) -> Handled {
 /// A page for visitors whose browsers keep no cookies: every link and form carries the
 /// session in `tg_visit` (which the layer removes before the handler sees the request).
 async fn plain(session: SessionHandle) -> Handled {
-    let count = session.get::<u64>("plain_count")?.unwrap_or(0) + 1;
-    session.insert("plain_count", &count)?;
+    session.update_or_default("plain_count", |n: &mut u64| *n += 1)?;
+    let count = session.get::<u64>("plain_count")?.unwrap_or_default();
     plain_page(&session, count)
 }
 
@@ -230,13 +264,13 @@ struct PlainNote {
 }
 
 async fn plain_note(session: SessionHandle, Form(form): Form<PlainNote>) -> Handled {
-    session.insert("note", &form.text)?;
+    add_note(&session, form.text)?;
     let count = session.get::<u64>("plain_count")?.unwrap_or(0);
     plain_page(&session, count)
 }
 
 fn plain_page(session: &SessionHandle, count: u64) -> Handled {
-    let note = session.get::<String>("note")?.unwrap_or_default();
+    let note = last_note(session)?.unwrap_or_default();
     // After the changes: the token carries the session as it is now.
     let token = session.token()?.unwrap_or_default();
     Ok(Html(format!(

@@ -25,11 +25,19 @@ fn start_demo() -> Demo {
 
 /// The demo with `SESSION_STORE` set to `store`.
 fn start_demo_with(store: &str) -> Demo {
+    start_instance(store, None)
+}
+
+/// The demo on `store`, with `key` (several instances of one app share it) or a random one.
+fn start_instance(store: &str, key: Option<&str>) -> Demo {
     let demo = env!("CARGO_BIN_EXE_cookie-session-demo");
-    let mut child = Command::new(demo)
-        .env("PORT", "0")
-        .env("SESSION_STORE", store)
-        .env_remove("COOKIE_SESSION_KEY")
+    let mut command = Command::new(demo);
+    command.env("PORT", "0").env("SESSION_STORE", store);
+    match key {
+        Some(key) => command.env("COOKIE_SESSION_KEY", key),
+        None => command.env_remove("COOKIE_SESSION_KEY"),
+    };
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -313,5 +321,60 @@ fn server_side_modes_store_big_sessions_and_make_logout_final() {
             "and it is removed"
         );
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two instances of the demo on one SQLite file (one key, as one application): 24
+/// concurrent visits of one visitor, spread over both, and every acknowledged one is
+/// counted (the visit counter is a change that replays); a visit that got 503 is not.
+#[test]
+fn concurrent_visits_through_two_instances_are_all_counted() {
+    let dir = std::env::temp_dir().join(format!("cookie-session-demo-two-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite:{}", dir.join("sessions.db").display());
+    let key = "0ChbDyo9IwCbdf3RWkgNkTS-AhoKm8qleYSXYGCX9CE";
+    let instances = [
+        start_instance(&store, Some(key)),
+        start_instance(&store, Some(key)),
+    ];
+    let agent: Agent = Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = send(&agent, "GET", &instances[0].url, None, &[]);
+    let cookie = pair(&r.set_cookie.expect("the first visit makes the session"));
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let visits: Vec<_> = (0..24)
+            .map(|i| {
+                let (agent, cookie) = (agent.clone(), cookie.clone());
+                let url = instances[i % 2].url.clone();
+                scope.spawn(move || send(&agent, "GET", &url, Some(&cookie), &[]).status)
+            })
+            .collect();
+        visits.into_iter().map(|v| v.join().unwrap()).collect()
+    });
+    let acknowledged = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(acknowledged >= 12, "most visits get through: {statuses:?}");
+    for instance in &instances {
+        let r = send(
+            &agent,
+            "GET",
+            &format!("{}me", instance.url),
+            Some(&cookie),
+            &[],
+        );
+        assert!(
+            r.body.contains(&format!("\"count\":{}", 1 + acknowledged)),
+            "1 + {acknowledged} visits: {}",
+            r.body
+        );
+    }
+    drop(instances);
     std::fs::remove_dir_all(&dir).unwrap();
 }
