@@ -487,3 +487,23 @@ fn with_the_defaults_a_reading_visitor_stays_logged_in_with_few_set_cookies() {
     // A renewal when more than 10 minutes passed since the last issue: minutes 15, 30, 45, 60.
     assert_eq!(renewals, 4);
 }
+
+/// A login (`regenerate()`) late in the idle window issues a cookie whose idle window
+/// starts at the login, not at the old cookie's issue: the visitor who logs in at minute
+/// 19 is still in at minute 21 (the lifetime stays the session's).
+#[test]
+fn regenerate_starts_a_new_idle_window() {
+    for mode in MODES {
+        let sessions = config(mode).build().unwrap();
+        let mut browser = Browser::default();
+        browser.request(&sessions, T0, |s| s.insert("cart", &1).unwrap());
+        browser.request(&sessions, T0 + 19 * 60, |s| {
+            s.regenerate().unwrap();
+            s.insert("user", "ada").unwrap();
+        });
+        browser.request(&sessions, T0 + 21 * 60, |s| {
+            assert_eq!(s.outcome(), LoadOutcome::Loaded, "{mode}");
+            assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        });
+    }
+}
