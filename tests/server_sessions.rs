@@ -788,7 +788,10 @@ fn concurrent_changes_replay_and_plain_values_are_last_writer_wins() {
     // A plain insert, then a change on top: the inserted value is fixed, so it is written
     // as it is (last writer wins for that key).
     second.insert("note", "x").unwrap();
-    second.update("note", |n: &mut String| n.push('y')).unwrap();
+    assert_eq!(
+        second.update("note", |n: &mut String| n.push('y')).unwrap(),
+        cookie_session::Updated::Changed
+    );
     site.store.hook.take();
     block_on(first.commit(at(T0 + 1))).unwrap();
     block_on(second.commit(at(T0 + 1))).unwrap();
