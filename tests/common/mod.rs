@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use cookie_session::{Codec, Key, KeyRing, Mode, Stamp};
+use cookie_session::{Codec, KeyRing, Mode, Stamp};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -21,16 +21,13 @@ pub const T0: i64 = 1_767_225_600;
 
 pub type SessionMap = Map<String, Value>;
 
+#[path = "../model/fixtures.rs"]
+mod fixtures;
+#[allow(unused_imports)]
+pub use fixtures::{incompressible, key, named};
+
 pub fn at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap()
-}
-
-pub fn key(seed: u8) -> Key {
-    // Distinct, non-repeating bytes: passes the weak-key checks, reproducible.
-    let bytes: Vec<u8> = (0u8..32)
-        .map(|i| i.wrapping_mul(37).wrapping_add(seed))
-        .collect();
-    Key::from_bytes(&bytes).unwrap()
 }
 
 pub fn codec(mode: Mode) -> Codec {
@@ -135,16 +132,6 @@ pub fn is_remove(d: &Decision) -> bool {
 }
 
 /// The vector called `name` in a vectors file (`{"vectors": [{"name": ..}, ..]}`).
-pub fn named(file: &Value, name: &str) -> Value {
-    file["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == name)
-        .unwrap_or_else(|| panic!("no vector {name:?}"))
-        .clone()
-}
-
 use cookie_session::store::{MemoryStore, Record, SessionStore, StoreError, StoreKey, Version};
 
 /// What a test store does before each operation (by name: "load", "save", ...): count it,
@@ -245,20 +232,4 @@ pub fn cookie_pair<B>(response: &axum::http::Response<B>) -> String {
         .next()
         .unwrap()
         .to_owned()
-}
-
-/// `n` characters that deflate cannot shrink much (hex of a counter's hash-like mix).
-pub fn incompressible(n: usize, seed: u64) -> String {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(
-                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    [(x % 62) as usize],
-            )
-        })
-        .collect()
 }
