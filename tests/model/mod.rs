@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use cookie_session::beaker::{BeakerFormat, BeakerMigration};
 use cookie_session::store::{DynStore, MemoryStore, block_on};
+use cookie_session::time::OffsetDateTime;
 use cookie_session::{
     CookieAction, FLASH_KEY, KeyRing, Mode, SessionConfig, SessionError, SessionHandle, Sessions,
 };
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
 mod fixtures;
 use fixtures::{incompressible, key, named};
