@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..4u8, 0..4u8, any::<u64>()).prop_map(|(k, s, seed)| Op::Insert(k, s, seed)),
+        4 => (0..4u8, 0..5u8, any::<u64>()).prop_map(|(k, s, seed)| Op::Insert(k, s, seed)),
         3 => (0..2u8).prop_map(Op::Increment),
         2 => (0..4u8).prop_map(Op::Remove),
         1 => Just(Op::Clear),

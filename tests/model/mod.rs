@@ -51,7 +51,8 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 #[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
 pub enum Op {
-    /// A string of one of four sizes (3 bytes to several cookies) under one of four keys.
+    /// A string of one of five sizes (3 bytes to several cookies) under one of four keys
+    /// (both taken modulo, so that any bytes make an operation).
     Insert(u8, u8, u64),
     /// `update_or_default` of one of two counters.
     Increment(u8),
@@ -63,7 +64,7 @@ pub enum Op {
     Read,
     Flash(u8),
     TakeFlashes,
-    /// Seconds pass (up to a minute), then a read-only request.
+    /// 1 to 60 seconds pass (modulo), then a read-only request.
     Wait(u16),
     /// More than the session's lifetime passes, then a read-only request.
     Expire,
@@ -71,7 +72,7 @@ pub enum Op {
     Rotate,
 }
 
-const SIZES: [usize; 4] = [3, 300, 1_500, 3_500];
+const SIZES: [usize; 5] = [3, 300, 1_500, 3_500, 6_000];
 const IDLE: i64 = 20 * 60;
 
 /// The browser's cookies for the site, by (name, domain, path).
@@ -206,12 +207,13 @@ impl Run {
     /// One request: the session it sees is checked against the model, then `op` runs.
     fn step(&mut self, op: &Op) {
         match op {
-            Op::Wait(seconds) => self.now += i64::from(*seconds),
+            Op::Wait(seconds) => self.now += 1 + i64::from(*seconds % 60),
             Op::Expire => {
                 self.now += 15 * 86_400;
                 self.model.clear();
             }
-            Op::Rotate => {
+            // Up to four keys in the ring (the oldest stay valid throughout).
+            Op::Rotate if self.keys.len() < 4 => {
                 let next = self.keys.last().unwrap() + 1;
                 self.keys.push(next);
                 self.sessions = sessions_for(self.kind, &self.keys);
@@ -313,19 +315,19 @@ fn apply(
 ) -> Result<(), SessionError> {
     match op {
         Op::Insert(k, size, seed) => {
-            let value = incompressible(SIZES[usize::from(*size)], *seed);
-            handle.insert(&format!("k{k}"), &value)?;
-            model.insert(format!("k{k}"), json!(value));
+            let value = incompressible(SIZES[usize::from(*size) % SIZES.len()], *seed);
+            handle.insert(&format!("k{}", k % 4), &value)?;
+            model.insert(format!("k{}", k % 4), json!(value));
         }
         Op::Increment(c) => {
-            let key = format!("count{c}");
+            let key = format!("count{}", c % 2);
             handle.update_or_default(&key, |n: &mut u64| *n += 1)?;
             let next = model.get(&key).and_then(Value::as_u64).unwrap_or(0) + 1;
             model.insert(key, json!(next));
         }
         Op::Remove(k) => {
-            handle.remove(&format!("k{k}"))?;
-            model.remove(&format!("k{k}"));
+            handle.remove(&format!("k{}", k % 4))?;
+            model.remove(&format!("k{}", k % 4));
         }
         Op::Clear => {
             handle.clear()?;
