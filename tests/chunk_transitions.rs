@@ -6,60 +6,22 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
+#[path = "model/jar.rs"]
+mod jar;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use common::*;
 use cookie_session::{Decision, LoadOutcome, MAX_CHUNKS, Mode, Session, Sessions, chunk_name};
+use jar::Jar;
 
-/// The storage key of RFC 6265 section 5.3: name, domain, path. A host-only cookie has no
-/// `Domain`; the default path of a response to `/` is `/`.
-type StorageKey = (String, String, String);
-
-/// A browser's cookie store for one site.
+/// The browser: the RFC 6265 jar, and requests through it at a time.
 #[derive(Debug, Default)]
-struct Rfc6265Jar(BTreeMap<StorageKey, String>);
+struct Rfc6265Jar(Jar);
 
 impl Rfc6265Jar {
-    /// The `Cookie` header of a request to `/`.
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|((name, _, _), value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
     fn names(&self) -> BTreeSet<String> {
-        self.0.keys().map(|(name, _, _)| name.clone()).collect()
-    }
-
-    /// Applies one `Set-Cookie` as section 5.3 does.
-    fn apply(&mut self, set_cookie: &str) {
-        let mut parts = set_cookie.split(';');
-        let (name, value) = parts.next().unwrap().trim().split_once('=').unwrap();
-        let (mut domain, mut path, mut expired) = (String::new(), "/".to_owned(), false);
-        for attribute in parts {
-            let (attr, val) = attribute
-                .trim()
-                .split_once('=')
-                .unwrap_or((attribute.trim(), ""));
-            match attr.to_ascii_lowercase().as_str() {
-                "domain" => domain = val.trim_start_matches('.').to_ascii_lowercase(),
-                "path" if val.starts_with('/') => path = val.to_owned(),
-                "max-age" => expired = val.parse::<i64>().unwrap() <= 0,
-                "expires" if val.contains("1970") => expired = true,
-                _ => {}
-            }
-        }
-        let key = (name.to_owned(), domain, path);
-        if expired {
-            self.0.remove(&key);
-        } else {
-            // The browser drops a cookie over its limit.
-            assert!(name.len() + value.len() <= 4096, "{name}: {}", value.len());
-            self.0.insert(key, value.to_owned());
-        }
+        self.0.names()
     }
 
     /// One request: load, `handler`, finish, apply every `Set-Cookie` in order.
@@ -69,13 +31,13 @@ impl Rfc6265Jar {
         now: i64,
         handler: impl FnOnce(&mut Session),
     ) -> Decision {
-        let header = self.header();
+        let header = self.0.header(now);
         let mut session = sessions.load([header.as_str()], at(now));
         handler(&mut session);
         let decision = session.finish(at(now)).unwrap();
         assert_sets_or_removes_each_cookie_once(&decision);
         for set_cookie in decision.set_cookies() {
-            self.apply(set_cookie);
+            self.0.apply(set_cookie, now);
         }
         decision
     }

@@ -71,6 +71,16 @@ impl Site {
         let decision = block_on(handle.commit(at(now))).unwrap();
         (decision, self.store.hook.take())
     }
+
+    /// A request with `cookie` at `now`, its session loaded and not yet committed (to
+    /// interleave with other requests).
+    fn loaded(&self, cookie: &str, now: i64) -> SessionHandle {
+        let session = self.sessions.load_server_side([cookie.as_bytes()], at(now));
+        let store: Arc<dyn DynStore> = self.store.clone();
+        let handle = SessionHandle::server_side(session, store);
+        block_on(handle.load()).unwrap();
+        handle
+    }
 }
 
 /// The `name=value` a browser would send back after this decision.
@@ -755,16 +765,7 @@ fn concurrent_changes_replay_and_plain_values_are_last_writer_wins() {
         }),
     );
     let cookie = cookie_of(&d);
-    let load = || {
-        let session = site
-            .sessions
-            .load_server_side([cookie.as_bytes()], at(T0 + 1));
-        let store: Arc<dyn DynStore> = site.store.clone();
-        let handle = SessionHandle::server_side(session, store);
-        block_on(handle.load()).unwrap();
-        handle
-    };
-    let (first, second) = (load(), load());
+    let (first, second) = (site.loaded(&cookie, T0 + 1), site.loaded(&cookie, T0 + 1));
     first
         .update_or_default("cart", |c: &mut Vec<String>| c.push("pear".into()))
         .unwrap();
@@ -828,16 +829,7 @@ fn a_replay_builds_on_a_concurrent_insert_and_an_insert_replaces_a_concurrent_re
         let site = Site::new(config().build().unwrap());
         let (d, _) = site.request(None, T0, Some(&|s| s.insert("list", &vec![0]).unwrap()));
         let cookie = cookie_of(&d);
-        let load = || {
-            let session = site
-                .sessions
-                .load_server_side([cookie.as_bytes()], at(T0 + 1));
-            let store: Arc<dyn DynStore> = site.store.clone();
-            let handle = SessionHandle::server_side(session, store);
-            block_on(handle.load()).unwrap();
-            handle
-        };
-        let (inserts, replays) = (load(), load());
+        let (inserts, replays) = (site.loaded(&cookie, T0 + 1), site.loaded(&cookie, T0 + 1));
         inserts.insert("list", &vec![7]).unwrap();
         replays
             .update_or_default("list", |l: &mut Vec<u32>| l.push(1))

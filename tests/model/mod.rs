@@ -19,7 +19,6 @@
     clippy::cast_possible_truncation
 )]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cookie_session::beaker::{BeakerFormat, BeakerMigration};
@@ -31,7 +30,9 @@ use cookie_session::{
 use serde_json::{Map, Value, json};
 
 mod fixtures;
+mod jar;
 use fixtures::{incompressible, key, named};
+use jar::Jar;
 
 /// Where sessions live in a run.
 #[derive(Debug, Clone, Copy)]
@@ -74,52 +75,6 @@ pub enum Op {
 
 const SIZES: [usize; 5] = [3, 300, 1_500, 3_500, 6_000];
 const IDLE: i64 = 20 * 60;
-
-/// The browser's cookies for the site, by (name, domain, path).
-#[derive(Debug, Default)]
-struct Jar {
-    cookies: BTreeMap<(String, String, String), (String, Option<i64>)>,
-}
-
-impl Jar {
-    fn header(&mut self, now: i64) -> String {
-        // Expired cookies are dropped before a request.
-        self.cookies
-            .retain(|_, (_, expires)| expires.is_none_or(|at| now < at));
-        self.cookies
-            .iter()
-            .map(|((name, _, _), (value, _))| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn apply(&mut self, set_cookie: &str, now: i64) {
-        let mut parts = set_cookie.split(';');
-        let (name, value) = parts.next().unwrap().trim().split_once('=').unwrap();
-        let (mut domain, mut path, mut expires) = (String::new(), "/".to_owned(), None);
-        for attribute in parts {
-            let (attr, val) = attribute
-                .trim()
-                .split_once('=')
-                .unwrap_or((attribute.trim(), ""));
-            match attr.to_ascii_lowercase().as_str() {
-                "domain" => domain = val.trim_start_matches('.').to_ascii_lowercase(),
-                "path" if val.starts_with('/') => path = val.to_owned(),
-                // Max-Age wins over Expires; only the removal's 1970 date is sent here.
-                "max-age" => expires = Some(now + val.parse::<i64>().unwrap().max(0)),
-                "expires" if val.contains("1970") && expires.is_none() => expires = Some(0),
-                _ => {}
-            }
-        }
-        let key = (name.to_owned(), domain, path);
-        if expires.is_some_and(|at| at <= now) {
-            self.cookies.remove(&key);
-        } else {
-            assert!(name.len() + value.len() <= 4096, "{name}: {}", value.len());
-            self.cookies.insert(key, (value.to_owned(), expires));
-        }
-    }
-}
 
 /// One run: the configuration, the browser, the clock, the store.
 struct Run {
