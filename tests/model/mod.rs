@@ -101,19 +101,28 @@ fn sessions_for(kind: Kind, keys: &[u8]) -> Sessions {
     };
     let mut config = SessionConfig::new(mode, ring).with_name(name);
     if let Kind::Cookie {
-        compress, cookies, ..
+        compress,
+        cookies,
+        beaker,
+        ..
     } = kind
     {
         config = config
             .with_max_cookies(cookies)
             .with_max_total_size(cookies * 4096);
-        if compress {
-            config = config.with_compression_leaking_length();
+        // Signed mode compresses when asked; encrypted mode only when the length leak is
+        // accepted by name.
+        config = match (compress, mode) {
+            (false, _) => config,
+            (true, Mode::Signed) => config.with_compression(),
+            (true, _) => config.with_compression_leaking_length(),
+        };
+        if beaker {
+            let format = BeakerFormat::signed(beaker_vector()["validate_key"].as_str().unwrap())
+                .unwrap()
+                .with_timeout(std::time::Duration::from_secs(3600));
+            config = config.with_beaker(format, BeakerMigration::UpgradeToNative);
         }
-        let beaker = BeakerFormat::signed(beaker_vector()["validate_key"].as_str().unwrap())
-            .unwrap()
-            .with_timeout(std::time::Duration::from_secs(3600));
-        config = config.with_beaker(beaker, BeakerMigration::UpgradeToNative);
     }
     config.build().unwrap()
 }
