@@ -10,12 +10,11 @@ mod services;
 
 use std::sync::Arc;
 
+use common::faulty::{Fault, Faulty};
 use cookie_session::server::history::{Change, Checker, History, Violation};
 use cookie_session::store::{
-    DynStore, FileStore, MemcachedStore, MemoryStore, Record, SessionStore, SqliteStore,
-    StoreError, StoreKey, Version, block_on,
+    DynStore, FileStore, MemcachedStore, MemoryStore, SqliteStore, block_on,
 };
-use cookie_session::time::OffsetDateTime;
 
 const TASKS: u64 = 24;
 
@@ -139,89 +138,11 @@ fn the_checker_catches_values_written_back_instead_of_changes_replayed() {
     );
 }
 
-/// A store whose `save` ignores the version it is given (no compare-and-set): the last
-/// save wins and the others' appends vanish.
-struct IgnoresVersions(Arc<MemoryStore>);
-
-impl SessionStore for IgnoresVersions {
-    fn load(
-        &self,
-        key: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        self.0.load(key, now)
-    }
-
-    fn create(
-        &self,
-        key: &StoreKey,
-        data: &[u8],
-        expires: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        self.0.create(key, data, expires, now)
-    }
-
-    fn save(
-        &self,
-        key: &StoreKey,
-        _expected: Version,
-        data: &[u8],
-        expires: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Version, StoreError>> + Send {
-        let (key, data) = (*key, data.to_vec());
-        async move {
-            let current = self.0.load(&key, now).await?.ok_or(StoreError::Gone)?;
-            self.0
-                .save(&key, current.version, &data, expires, now)
-                .await
-        }
-    }
-
-    fn touch(
-        &self,
-        key: &StoreKey,
-        expires: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.0.touch(key, expires, now)
-    }
-
-    fn rename(
-        &self,
-        from: &StoreKey,
-        to: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.0.rename(from, to, now)
-    }
-
-    fn delete(
-        &self,
-        key: &StoreKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.0.delete(key, now)
-    }
-
-    fn sweep(
-        &self,
-        now: OffsetDateTime,
-        max: usize,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        self.0.sweep(now, max)
-    }
-}
-
 #[test]
 fn the_checker_catches_a_store_that_ignores_versions() {
-    let memory = Arc::new(MemoryStore::new());
-    let (a, b): (Arc<dyn DynStore>, Arc<dyn DynStore>) = (
-        Arc::new(IgnoresVersions(memory.clone())),
-        Arc::new(IgnoresVersions(memory)),
-    );
-    let result = block_on(Checker::new(TASKS).run(a, b));
+    // A store whose `save` ignores the version it is given: no compare-and-set.
+    let store: Arc<dyn DynStore> = Arc::new(Faulty::new(Fault::IgnoresVersions));
+    let result = block_on(Checker::new(TASKS).run(store.clone(), store));
     assert!(
         matches!(result, Err(Violation::Lost(_) | Violation::Counter { .. })),
         "{result:?}"

@@ -21,6 +21,7 @@ pub const T0: i64 = 1_767_225_600;
 
 pub type SessionMap = Map<String, Value>;
 
+pub mod faulty;
 #[path = "../model/fixtures.rs"]
 mod fixtures;
 #[allow(unused_imports)]
