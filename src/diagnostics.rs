@@ -22,7 +22,7 @@ pub(crate) fn reissue_deferred(cookie: &str, size: usize, limit: usize) {
 /// The session could not be saved at the end of a request (typically: too large). The
 /// response does not store it.
 #[cfg(feature = "tower")]
-pub(crate) fn save_failed(cookie: &str, error: &crate::error::SessionError) {
+pub(crate) fn save_failed(cookie: &str, error: &crate::session::error::SessionError) {
     #[cfg(feature = "tracing")]
     tracing::error!(
         target: "cookie_session",
@@ -36,7 +36,7 @@ pub(crate) fn save_failed(cookie: &str, error: &crate::error::SessionError) {
 
 /// A handler returned a session error with `?`.
 #[cfg(feature = "axum")]
-pub(crate) fn handler_error(error: &crate::error::SessionError) {
+pub(crate) fn handler_error(error: &crate::session::error::SessionError) {
     #[cfg(feature = "tracing")]
     tracing::error!(target: "cookie_session", error = %Chain(error), "session error in a handler");
     #[cfg(not(feature = "tracing"))]
@@ -60,7 +60,7 @@ pub(crate) fn too_large(cookie: &str, size: usize, limit: usize, keys: &[&str]) 
 }
 
 /// A cookie of the session's name was rejected: the category, never the value.
-pub(crate) fn rejected(cookie: &str, error: &crate::error::DecodeError) {
+pub(crate) fn rejected(cookie: &str, error: &crate::wire::error::DecodeError) {
     #[cfg(feature = "tracing")]
     tracing::debug!(
         target: "cookie_session",
@@ -74,8 +74,8 @@ pub(crate) fn rejected(cookie: &str, error: &crate::error::DecodeError) {
 
 /// A short, stable name for why a cookie was rejected.
 #[cfg(feature = "tracing")]
-fn category(error: &crate::error::DecodeError) -> &'static str {
-    use crate::error::DecodeError;
+fn category(error: &crate::wire::error::DecodeError) -> &'static str {
+    use crate::wire::error::DecodeError;
     match error {
         DecodeError::TooLarge { .. } => "too-large",
         DecodeError::Malformed => "malformed",
@@ -83,7 +83,7 @@ fn category(error: &crate::error::DecodeError) -> &'static str {
         DecodeError::WrongMode { .. } => "wrong-mode",
         DecodeError::UnknownKey(_) => "unknown-key",
         DecodeError::Invalid => "invalid",
-        DecodeError::Expired(crate::stamp::Deadline::Idle) => "expired-idle",
+        DecodeError::Expired(crate::wire::stamp::Deadline::Idle) => "expired-idle",
         DecodeError::Expired(_) => "expired-absolute",
         DecodeError::IssuedInFuture => "issued-in-future",
         DecodeError::TooDeep { .. } => "too-deep",

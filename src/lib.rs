@@ -5,36 +5,25 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "beaker")]
-#[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
-pub mod beaker;
-mod codec;
-mod compression;
-mod config;
-mod cookie_header;
+// The parts, lowest first (ARCHITECTURE.md says what each may import, and why).
+mod adapters;
 mod diagnostics;
-mod error;
-pub mod events;
-mod flash;
-mod format;
-mod handle;
-#[cfg(feature = "http")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub mod http;
-mod json;
-mod key;
 mod legacy;
-mod map;
-mod replay;
 pub mod server;
 mod session;
-mod stamp;
 pub mod store;
+mod wire;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use adapters::http;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub mod tower;
-mod turns;
-mod xaes;
+pub use adapters::tower;
+#[cfg(feature = "beaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
+pub use legacy::beaker;
+pub use server::events;
 
 /// The design documents, part of the API documentation: nothing to call here.
 pub mod manual {
@@ -58,25 +47,26 @@ pub mod manual {
 #[allow(missing_docs)]
 pub mod fuzzing {
     pub fn json_scan(data: &[u8]) {
-        crate::map::check_against_serde_json(data);
+        crate::wire::map::check_against_serde_json(data);
     }
 }
 
-pub use codec::{
-    Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SESSION_SIZE, DEFAULT_MAX_SIZE,
-    DEFAULT_MAX_TOTAL_SIZE, Opened,
-};
-pub use config::{
+pub use server::handle::SessionHandle;
+pub use session::config::{
     ConflictPolicy, DEFAULT_MAX_FORM_SIZE, Revocable, RevocationCheck, SameSite, SaveMode,
     SessionConfig, TokenOrder, TouchPolicy,
 };
-pub use error::{ConfigError, DecodeError, EncodeError, JsonError, KeyError, SessionError};
-pub use flash::{FLASH_KEY, Flash};
-pub use format::{Inspection, MAX_CHUNKS, Mode, chunk_name, inspect, is_valid_name};
-pub use handle::SessionHandle;
-pub use key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
+pub use session::error::{ConfigError, SessionError};
+pub use session::flash::{FLASH_KEY, Flash};
 pub use session::{CookieAction, Decision, LoadOutcome, Session, SessionMap, Sessions, Updated};
-pub use stamp::{Deadline, InvalidSessionId, Persistence, SessionId, Stamp};
+pub use wire::codec::{
+    Codec, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SESSION_SIZE, DEFAULT_MAX_SIZE,
+    DEFAULT_MAX_TOTAL_SIZE, Opened,
+};
+pub use wire::error::{DecodeError, EncodeError, JsonError, KeyError};
+pub use wire::format::{Inspection, MAX_CHUNKS, Mode, chunk_name, inspect, is_valid_name};
+pub use wire::key::{Key, KeyAge, KeyId, KeyRing, MIN_KEY_LEN};
+pub use wire::stamp::{Deadline, InvalidSessionId, Persistence, SessionId, Stamp};
 
 // The README's examples use these crates through the public API; re-exporting `time`
 // lets users name `OffsetDateTime` without a version mismatch.

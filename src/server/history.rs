@@ -34,11 +34,11 @@ use std::task::{Context, Poll};
 
 use time::OffsetDateTime;
 
-use crate::error::SessionError;
-use crate::handle::SessionHandle;
-use crate::key::{Key, KeyRing};
+use crate::server::handle::SessionHandle;
+use crate::session::error::SessionError;
 use crate::session::{CookieAction, Sessions};
 use crate::store::{DynStore, StoreError};
+use crate::wire::key::{Key, KeyRing};
 use crate::{Mode, SessionConfig};
 
 /// How each request makes its change.

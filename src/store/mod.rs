@@ -127,8 +127,8 @@ pub(crate) struct Stored {
 /// A store key with what it was computed from (the session layer caches the last one).
 #[derive(Clone, Copy)]
 pub(crate) struct KeyedId {
-    pub(crate) key_id: crate::key::KeyId,
-    pub(crate) session_id: crate::stamp::SessionId,
+    pub(crate) key_id: crate::wire::key::KeyId,
+    pub(crate) session_id: crate::wire::stamp::SessionId,
     pub(crate) store_key: StoreKey,
 }
 
@@ -253,7 +253,7 @@ impl fmt::Display for StoreError {
 /// The message and its causes on one line (what `main` prints for an error it returns).
 impl fmt::Debug for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::error::debug_chain(f, "StoreError", self)
+        crate::wire::error::debug_chain(f, "StoreError", self)
     }
 }
 

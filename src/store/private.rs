@@ -20,10 +20,12 @@ use std::os::unix::fs::{
 
 /// Group- and other-write bits.
 #[cfg(unix)]
+#[cfg_attr(not(feature = "files"), allow(dead_code))]
 const WRITABLE_BY_OTHERS: u32 = 0o022;
 
 /// Creates `path` (and missing parents) as `0700`, or checks an existing one: owned by this
 /// process's user, writable by no one else; an existing one is then narrowed to `0700`.
+#[cfg_attr(not(feature = "files"), allow(dead_code))]
 pub(crate) fn directory(path: &Path) -> Result<(), StoreError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -58,6 +60,7 @@ pub(crate) fn directory(path: &Path) -> Result<(), StoreError> {
 /// Checks the file at `path` if it exists: it must be this process's user's, and is
 /// narrowed to `0600`. If it does not, `create` makes it empty as `0600` (so that what
 /// opens it next, SQLite, keeps that mode and gives it to the files it makes beside it).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn file(path: &Path, create: bool) -> Result<(), StoreError> {
     match fs::symlink_metadata(path) {
         Ok(meta) => {

@@ -19,8 +19,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::error::KeyError;
-use crate::xaes::Xaes;
+use crate::wire::error::KeyError;
+use crate::wire::xaes::Xaes;
 
 /// The minimum length of a master key, in bytes (256 bits).
 pub const MIN_KEY_LEN: usize = 32;
@@ -375,8 +375,9 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// Where the session `id`, in a cookie issued under this key, keeps its server-side
-    /// record: a keyed hash, so a store dump names no session id.
-    pub(crate) fn store_key(&self, id: crate::stamp::SessionId) -> crate::store::StoreKey {
+    /// record: a keyed hash, so a store dump names no session id. (The bytes of a
+    /// `StoreKey`: the wire knows no stores.)
+    pub(crate) fn store_key(&self, id: crate::wire::stamp::SessionId) -> [u8; 32] {
         use hmac::Mac as _;
         let tag = self
             .store
@@ -386,7 +387,7 @@ impl Prepared {
             .into_bytes();
         let mut key = [0u8; 32];
         key.copy_from_slice(&tag);
-        crate::store::StoreKey(key)
+        key
     }
 }
 

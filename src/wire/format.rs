@@ -14,9 +14,9 @@
 
 use std::fmt;
 
-use crate::error::DecodeError;
-use crate::key::KeyId;
-use crate::stamp::{Persistence, SessionId, Stamp};
+use crate::wire::error::DecodeError;
+use crate::wire::key::KeyId;
+use crate::wire::stamp::{Persistence, SessionId, Stamp};
 
 /// How a cookie protects its data. The mode is the cookie's first byte, and each mode has
 /// its own derived key, so a cookie of one mode can never be accepted as the other.
@@ -83,9 +83,9 @@ const FLAGS_RESERVED: u8 = 0xc0;
 pub const MAX_CHUNKS: usize = 8;
 /// The offset of the flags byte in a version-2 envelope.
 pub(crate) const FLAGS_AT: usize = HEADER_LEN - 1;
-pub(crate) const NONCE_LEN: usize = crate::xaes::NONCE_LEN;
+pub(crate) const NONCE_LEN: usize = crate::wire::xaes::NONCE_LEN;
 pub(crate) const SIGNED_TAG_LEN: usize = 32;
-pub(crate) const GCM_TAG_LEN: usize = crate::xaes::TAG_LEN;
+pub(crate) const GCM_TAG_LEN: usize = crate::wire::xaes::TAG_LEN;
 
 /// The parsed fixed-size header of a cookie.
 #[derive(Debug, Clone, Copy)]

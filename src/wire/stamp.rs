@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::RngExt as _;
 use time::OffsetDateTime;
 
-use crate::error::EncodeError;
+use crate::wire::error::EncodeError;
 
 /// A random 128-bit session id.
 ///

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use crate::error::SessionError;
-use crate::map::LazyMap;
+use crate::session::error::SessionError;
+use crate::wire::map::LazyMap;
 
 /// One change: re-runs the typed update on a map.
 pub(crate) type Change = Arc<dyn Fn(&mut LazyMap) -> Result<(), SessionError> + Send + Sync>;

@@ -35,9 +35,9 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::SessionError;
 /// The handle lives at the crate root (it serves every adapter); also here for tower users.
-pub use crate::handle::SessionHandle;
+pub use crate::server::handle::SessionHandle;
+use crate::session::error::SessionError;
 use crate::session::{CookieAction, Decision, Sessions};
 use crate::store::{DynStore, SessionStore, StoreError};
 
@@ -528,8 +528,8 @@ mod axum_extractor {
     use http::StatusCode;
     use http::request::Parts;
 
-    use crate::error::SessionError;
-    use crate::handle::SessionHandle;
+    use crate::server::handle::SessionHandle;
+    use crate::session::error::SessionError;
 
     /// Extracting the session reads a server-side session's record (once per request):
     /// handlers that do not take the session cost no store I/O.

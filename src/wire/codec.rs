@@ -16,12 +16,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use crate::compression::{self, InflateError};
-use crate::error::{DecodeError, EncodeError};
-use crate::format::{self, GCM_TAG_LEN, Header, MAX_CHUNKS, Mode};
-use crate::json;
-use crate::key::{KeyAge, KeyId, KeyRing, Prepared};
-use crate::stamp::Stamp;
+use crate::wire::compression::{self, InflateError};
+use crate::wire::error::{DecodeError, EncodeError};
+use crate::wire::format::{self, GCM_TAG_LEN, Header, MAX_CHUNKS, Mode};
+use crate::wire::json;
+use crate::wire::key::{KeyAge, KeyId, KeyRing, Prepared};
+use crate::wire::stamp::Stamp;
 
 /// The default limit on `name.len() + value.len()`: the RFC 6265bis limit that Chromium
 /// and Firefox enforce by silently dropping larger cookies.
@@ -817,7 +817,7 @@ mod tests {
     fn encrypted_vectors_reproduce_exactly() {
         // Version 2 is what is written; version 1 vectors are only read (tests/vectors.rs).
         let file: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/vectors/v2.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/vectors/v2.json")).unwrap();
         let mut checked = 0;
         for v in file["vectors"].as_array().unwrap() {
             // Compressed vectors are only read: any valid deflate stream is a correct

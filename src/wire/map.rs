@@ -17,8 +17,8 @@ use std::sync::Arc;
 use serde::de;
 use serde_json::Value;
 
-use crate::error::{DecodeError, JsonError};
-use crate::json;
+use crate::wire::error::{DecodeError, JsonError};
+use crate::wire::json;
 
 /// A session's data, lazily parsed. Keys are kept sorted and unique, like the
 /// `serde_json::Map` it stands for (for a repeated key, the last one wins, as there).

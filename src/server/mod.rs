@@ -27,16 +27,20 @@
 
 use time::OffsetDateTime;
 
+pub mod events;
+pub(crate) mod handle;
 #[cfg(feature = "store-testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod history;
+pub(crate) mod turns;
 
-use crate::error::{EncodeError, SessionError};
 use crate::events::{DeleteReason, SessionEvent, notify};
-use crate::map::LazyMap;
+use crate::session::error::SessionError;
 use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
-use crate::stamp::{SessionId, Stamp};
 use crate::store::{DynStore, Record, StoreError, StoreKey, Stored, Version};
+use crate::wire::error::EncodeError;
+use crate::wire::map::LazyMap;
+use crate::wire::stamp::{SessionId, Stamp};
 
 /// How often [`commit`] reloads and re-applies after a concurrent save (and how often it
 /// tries a new id after a duplicate). Eight: with 16 writers of one session through two
@@ -198,9 +202,9 @@ const SEAL_NAME: &str = "cookie-session-store-record";
 
 /// The codec that seals records: encrypted mode under the session's key ring, without the
 /// cookie size limit.
-fn sealer(session: &Session) -> crate::codec::Codec {
-    crate::codec::Codec::new(
-        crate::format::Mode::Encrypted,
+fn sealer(session: &Session) -> crate::wire::codec::Codec {
+    crate::wire::codec::Codec::new(
+        crate::wire::format::Mode::Encrypted,
         session.sessions.codec().key_ring().clone(),
     )
     .with_max_size(usize::MAX)
@@ -271,7 +275,7 @@ async fn commit_session<S: DynStore + ?Sized>(
         state.record.filter(|_| saving)
     };
     let _turn = match saves {
-        Some(stored) => Some(crate::turns::take(store, stored.key).await),
+        Some(stored) => Some(crate::server::turns::take(store, stored.key).await),
         None => None,
     };
     let mut attempts = 0;
@@ -334,8 +338,8 @@ fn superseded() -> Decision {
 /// Re-applies this request's changes over the record another request saved meanwhile.
 fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
     let (mut data, unsealed) = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
-    let fail_on_overlap =
-        session.sessions.config().conflicts == crate::config::ConflictPolicy::FailOnSameKey;
+    let fail_on_overlap = session.sessions.config().conflicts
+        == crate::session::config::ConflictPolicy::FailOnSameKey;
     let state = session.state_mut();
     let replays = &state.replays;
     if fail_on_overlap && state.data.overlaps(&data, |key| replays.replays(key)) {
@@ -444,11 +448,11 @@ fn target_key(session: &Session) -> Option<StoreKey> {
 }
 
 /// `key.store_key(id)`, computed once per request for each (key, id) it is asked for.
-fn keyed(session: &Session, key: &crate::key::Prepared, id: SessionId) -> StoreKey {
+fn keyed(session: &Session, key: &crate::wire::key::Prepared, id: SessionId) -> StoreKey {
     match session.store_key_cache.get() {
         Some(cached) if cached.key_id == key.id && cached.session_id == id => cached.store_key,
         _ => {
-            let store_key = key.store_key(id);
+            let store_key = StoreKey::from_bytes(key.store_key(id));
             session.store_key_cache.set(Some(crate::store::KeyedId {
                 key_id: key.id,
                 session_id: id,
@@ -484,7 +488,7 @@ fn plan(
     let live = stored.filter(|_| !deleted && !persist.is_empty());
     if persist.is_empty() {
         let action = if had_cookie {
-            CookieAction::Remove(crate::cookie_header::removal(config))
+            CookieAction::Remove(crate::session::cookie_header::removal(config))
         } else {
             CookieAction::Keep
         };
@@ -501,7 +505,7 @@ fn plan(
     let Some(stamp) = state.stamp else {
         return Ok((ops, CookieAction::Keep));
     };
-    if stamp.check(crate::stamp::unix(now)?).is_err() {
+    if stamp.check(crate::wire::stamp::unix(now)?).is_err() {
         // The request outlived the session's lifetime: nothing valid is left to store.
         if live.is_some() {
             ops.push(Op::Delete {
@@ -510,7 +514,7 @@ fn plan(
         }
         return Ok((
             ops,
-            CookieAction::Remove(crate::cookie_header::removal(config)),
+            CookieAction::Remove(crate::session::cookie_header::removal(config)),
         ));
     }
     let expires = (now + config.idle).min(stamp.absolute_deadline());
@@ -551,7 +555,7 @@ fn plan(
     let cookie_moves = moving || live.is_none() || state.persistence != stamp.persistence();
     let action = if cookie_moves && !state.from_token {
         let value = id_value(session, stamp)?;
-        CookieAction::Set(crate::cookie_header::set(
+        CookieAction::Set(crate::session::cookie_header::set(
             config,
             &value,
             state.persistence.unwrap_or(config.persistence),
@@ -561,7 +565,7 @@ fn plan(
     } else if state.cookie_rejected {
         // The session came from the token after the cookie failed to load: that cookie
         // is removed, as it would be without the token.
-        CookieAction::Remove(crate::cookie_header::removal(config))
+        CookieAction::Remove(crate::session::cookie_header::removal(config))
     } else {
         CookieAction::Keep
     };
@@ -606,11 +610,11 @@ pub(crate) fn token(session: &mut Session) -> Result<Option<String>, SessionErro
 /// Whether a read-only request renews the record under the touch policy: as for cookie
 /// sessions, measured from the record's last renewal (its expiry less the idle timeout).
 fn touch_due(
-    config: &crate::config::SessionConfig,
+    config: &crate::session::config::SessionConfig,
     expires: OffsetDateTime,
     now: OffsetDateTime,
 ) -> bool {
-    use crate::config::TouchPolicy;
+    use crate::session::config::TouchPolicy;
     let idle = config.idle;
     match config.touch {
         TouchPolicy::Always => true,

@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use super::swar::{control_bytes, equal_bytes, word_at};
-use crate::error::{DecodeError, JsonError};
+use crate::wire::error::{DecodeError, JsonError};
 
 /// One top-level member of the object.
 #[derive(Debug, Clone, PartialEq, Eq)]

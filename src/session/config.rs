@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::codec::{Codec, DEFAULT_MAX_SIZE};
-use crate::error::ConfigError;
-use crate::format::{self, Mode};
-use crate::key::KeyRing;
 use crate::legacy::{LegacyFormat, Place};
-use crate::stamp::{Persistence, SessionId};
+use crate::session::error::ConfigError;
+use crate::wire::codec::{Codec, DEFAULT_MAX_SIZE};
+use crate::wire::format::{self, Mode};
+use crate::wire::key::KeyRing;
+use crate::wire::stamp::{Persistence, SessionId};
 
 /// Browsers ignore attribute values longer than this (RFC 6265bis).
 const MAX_ATTRIBUTE_LEN: usize = 1024;
@@ -95,7 +95,7 @@ pub type RevocationCheck = Arc<dyn Fn(&Revocable<'_>) -> bool + Send + Sync>;
 pub struct Revocable<'a> {
     pub(crate) id: SessionId,
     pub(crate) issued_at: OffsetDateTime,
-    pub(crate) data: &'a crate::map::LazyMap,
+    pub(crate) data: &'a crate::wire::map::LazyMap,
 }
 
 impl fmt::Debug for Revocable<'_> {
@@ -207,8 +207,8 @@ impl SessionConfig {
             max_size: DEFAULT_MAX_SIZE,
             compression: Compression::Off,
             max_cookies: 1,
-            max_total: crate::codec::DEFAULT_MAX_TOTAL_SIZE,
-            max_session: crate::codec::DEFAULT_MAX_SESSION_SIZE,
+            max_total: crate::wire::codec::DEFAULT_MAX_TOTAL_SIZE,
+            max_session: crate::wire::codec::DEFAULT_MAX_SESSION_SIZE,
             token: None,
             token_order: TokenOrder::CookieFirst,
             max_form: DEFAULT_MAX_FORM_SIZE,

@@ -28,12 +28,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::error::SessionError;
-use crate::flash::Flash;
+use crate::session::error::SessionError;
+use crate::session::flash::Flash;
 use crate::session::{Decision, LoadOutcome, Session};
-use crate::stamp::Persistence;
-use crate::stamp::SessionId;
 use crate::store::DynStore;
+use crate::wire::stamp::Persistence;
+use crate::wire::stamp::SessionId;
 
 /// A request's session, cheap to clone and shareable with the handler's helpers.
 ///

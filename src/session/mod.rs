@@ -5,6 +5,12 @@
 //! method that looks at the session decodes them, and marks the session *accessed*. A
 //! request that never touches the session does no decoding and sends nothing.
 
+pub(crate) mod config;
+pub(crate) mod cookie_header;
+pub(crate) mod error;
+pub(crate) mod flash;
+pub(crate) mod replay;
+
 use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
@@ -14,15 +20,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::codec::{Codec, Pieces};
-use crate::config::{SaveMode, SessionConfig, TouchPolicy};
-use crate::cookie_header;
 use crate::diagnostics;
-use crate::error::{ConfigError, DecodeError, EncodeError, SessionError};
-use crate::key::KeyAge;
 use crate::legacy::Stray;
-use crate::map::LazyMap;
-use crate::stamp::{Deadline, Persistence, SessionId, Stamp};
+use crate::session::config::{SaveMode, SessionConfig, TouchPolicy};
+use crate::session::error::{ConfigError, SessionError};
+use crate::wire::codec::{Codec, Pieces};
+use crate::wire::error::{DecodeError, EncodeError};
+use crate::wire::key::KeyAge;
+use crate::wire::map::LazyMap;
+use crate::wire::stamp::{Deadline, Persistence, SessionId, Stamp};
 
 /// A session's data: a JSON object.
 pub type SessionMap = Map<String, Value>;
@@ -177,7 +183,7 @@ pub enum LoadOutcome {
 pub struct Session {
     pub(crate) sessions: Sessions,
     pub(crate) now: OffsetDateTime,
-    candidates: crate::cookie_header::Candidates,
+    candidates: crate::session::cookie_header::Candidates,
     /// The further pieces of a session split across cookies (`name.2`, ...), with their
     /// positions; empty unless the configuration splits sessions.
     companions: Vec<(usize, String)>,
@@ -204,7 +210,7 @@ pub(crate) struct State {
     /// first written (or regenerated).
     pub(crate) stamp: Option<Stamp>,
     /// The id of the key that authenticated the cookie.
-    pub(crate) key_id: Option<crate::key::KeyId>,
+    pub(crate) key_id: Option<crate::wire::key::KeyId>,
     /// The data; it remembers what was loaded, to tell a real change from a write of an
     /// equal value.
     pub(crate) data: LazyMap,
@@ -224,7 +230,7 @@ pub(crate) struct State {
     pub(crate) from_token: bool,
     /// Server-side: this request's read-modify-write changes, for a commit that meets a
     /// newer record to run again on it.
-    pub(crate) replays: crate::replay::Replays,
+    pub(crate) replays: crate::session::replay::Replays,
     /// The session came from the token after the request's cookie failed to load
     /// (tampered, foreign key, expired): the cookie is removed as it would be without the
     /// token.
@@ -250,7 +256,7 @@ impl Session {
             return;
         };
         let at = match config.token_order {
-            crate::config::TokenOrder::ParameterFirst => 0,
+            crate::session::config::TokenOrder::ParameterFirst => 0,
             _ => self.candidates.len(),
         };
         self.candidates.insert(at, token.to_owned());
@@ -827,7 +833,7 @@ fn set(
     let more = pieces
         .enumerate()
         .map(|(index, piece)| {
-            let name = crate::format::chunk_name(&config.name, index + 2);
+            let name = crate::wire::format::chunk_name(&config.name, index + 2);
             cookie_header::set_named(config, &name, piece, persistence, deadline, now)
         })
         .collect();
@@ -843,7 +849,10 @@ fn stale_pieces<'a>(
     (from.max(2)..=crate::MAX_CHUNKS)
         .filter(move |position| companions.iter().any(|(p, _)| p == position))
         .map(move |position| {
-            cookie_header::removal_named(config, &crate::format::chunk_name(&config.name, position))
+            cookie_header::removal_named(
+                config,
+                &crate::wire::format::chunk_name(&config.name, position),
+            )
         })
 }
 
@@ -894,7 +903,7 @@ fn decode(
         match open(inner, value, companions, now) {
             Ok(opened) => {
                 let revoked = inner.config.revocation.as_ref().is_some_and(|check| {
-                    check(&crate::config::Revocable {
+                    check(&crate::session::config::Revocable {
                         id: opened.stamp.id(),
                         issued_at: opened.stamp.issued_at(),
                         data: &opened.data,
@@ -912,7 +921,7 @@ fn decode(
                     from_token,
                     // With the cookie tried first, every cookie before the token failed.
                     cookie_rejected: from_token && index > 0,
-                    replays: crate::replay::Replays::default(),
+                    replays: crate::session::replay::Replays::default(),
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
                     record: None,
@@ -949,7 +958,7 @@ fn decode(
         persistence: None,
         from_token: false,
         cookie_rejected: false,
-        replays: crate::replay::Replays::default(),
+        replays: crate::session::replay::Replays::default(),
         legacy: Legacy::default(),
         stray,
     }
@@ -976,7 +985,7 @@ fn keep_stray(kept: &mut Stray, found: Stray) {
 struct Opened {
     outcome: LoadOutcome,
     stamp: Stamp,
-    key_id: Option<crate::key::KeyId>,
+    key_id: Option<crate::wire::key::KeyId>,
     data: LazyMap,
     legacy: Legacy,
     stray: Stray,
@@ -1049,7 +1058,7 @@ fn open_pieces(
     first: &str,
     companions: &[(usize, String)],
     now: OffsetDateTime,
-) -> Result<crate::codec::Opened<LazyMap>, DecodeError> {
+) -> Result<crate::wire::codec::Opened<LazyMap>, DecodeError> {
     let mut sets: Vec<Vec<&str>> = vec![vec![first]];
     for position in 2..=crate::MAX_CHUNKS {
         let here: Vec<&str> = companions

@@ -3,15 +3,18 @@
 //! asks for it, without knowing anything of the format. Beaker's (feature `beaker`,
 //! `src/beaker.rs`) is the one there is.
 
+#[cfg(feature = "beaker")]
+pub mod beaker;
+
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::error::{DecodeError, EncodeError};
-use crate::map::LazyMap;
-use crate::stamp::{SessionId, Stamp};
+use crate::wire::error::{DecodeError, EncodeError};
+use crate::wire::map::LazyMap;
+use crate::wire::stamp::{SessionId, Stamp};
 
 /// A cookie's `Domain` (`None`: host-only) and `Path`, when the cookie lives somewhere else
 /// than the configuration writes and must be removed there too.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use cookie::Cookie;
 use time::OffsetDateTime;
 
-use crate::config::{SameSite, SessionConfig};
-use crate::stamp::Persistence;
+use crate::session::config::{SameSite, SessionConfig};
+use crate::wire::stamp::Persistence;
 
 /// How many same-named cookies are tried. Browsers send one per matching path/domain, so a
 /// handful is normal; more is an attack on decode time.

@@ -35,12 +35,12 @@ use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::config::SessionConfig;
-use crate::error::{DecodeError, EncodeError, KeyError};
-use crate::json;
 use crate::legacy::{LegacyFormat, LegacySession, Place, Stray};
-use crate::map::LazyMap;
-use crate::stamp::{Deadline, SessionId, Stamp};
+use crate::session::config::SessionConfig;
+use crate::wire::error::{DecodeError, EncodeError, KeyError};
+use crate::wire::json;
+use crate::wire::map::LazyMap;
+use crate::wire::stamp::{Deadline, SessionId, Stamp};
 
 /// A session's data: a JSON object.
 type SessionMap = Map<String, Value>;
@@ -213,9 +213,9 @@ impl BeakerFormat {
             }
         };
         let payload = inflate(&compressed)?;
-        if !json::depth_within(&payload, crate::codec::DEFAULT_MAX_DEPTH) {
+        if !json::depth_within(&payload, crate::wire::codec::DEFAULT_MAX_DEPTH) {
             return Err(DecodeError::TooDeep {
-                limit: crate::codec::DEFAULT_MAX_DEPTH,
+                limit: crate::wire::codec::DEFAULT_MAX_DEPTH,
             });
         }
         let map: Map<String, Value> = serde_json::from_slice(&payload).map_err(|e| {
@@ -509,7 +509,7 @@ impl LegacyFormat for Beaker {
             place.lifetime,
         );
         // The configured deadlines hold for Beaker sessions exactly as for native ones.
-        let unix_now = crate::stamp::unix(now).unwrap_or(u64::MAX);
+        let unix_now = crate::wire::stamp::unix(now).unwrap_or(u64::MAX);
         if let Err(deadline) = stamp.check(unix_now) {
             return Err((DecodeError::Expired(deadline), stray));
         }
@@ -572,9 +572,9 @@ fn stray_location(place: &Place<'_>, cookie: &BeakerCookie) -> Stray {
         return None;
     }
     // Authenticated, but still text that goes into a header: no attribute injection.
-    let valid = crate::config::is_valid_attribute(&cookie.path)
+    let valid = crate::session::config::is_valid_attribute(&cookie.path)
         && cookie.path.starts_with('/')
-        && domain.is_none_or(crate::config::is_valid_attribute);
+        && domain.is_none_or(crate::session::config::is_valid_attribute);
     valid.then(|| (domain.map(str::to_owned), cookie.path.clone()))
 }
 

@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::SessionError;
 use crate::session::Session;
+use crate::session::error::SessionError;
 
 /// The session key that holds the pending flash messages.
 pub const FLASH_KEY: &str = "_flash";
