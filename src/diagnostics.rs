@@ -22,7 +22,7 @@ pub(crate) fn reissue_deferred(cookie: &str, size: usize, limit: usize) {
 /// The session could not be saved at the end of a request (typically: too large). The
 /// response does not store it.
 #[cfg(feature = "tower")]
-pub(crate) fn save_failed(cookie: &str, error: &crate::session::error::SessionError) {
+pub(crate) fn save_failed(cookie: &str, error: &(dyn std::error::Error + 'static)) {
     #[cfg(feature = "tracing")]
     tracing::error!(
         target: "cookie_session",
@@ -36,7 +36,7 @@ pub(crate) fn save_failed(cookie: &str, error: &crate::session::error::SessionEr
 
 /// A handler returned a session error with `?`.
 #[cfg(feature = "axum")]
-pub(crate) fn handler_error(error: &crate::session::error::SessionError) {
+pub(crate) fn handler_error(error: &(dyn std::error::Error + 'static)) {
     #[cfg(feature = "tracing")]
     tracing::error!(target: "cookie_session", error = %Chain(error), "session error in a handler");
     #[cfg(not(feature = "tracing"))]

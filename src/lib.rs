@@ -11,7 +11,7 @@ mod diagnostics;
 mod legacy;
 pub mod server;
 mod session;
-pub mod store;
+mod stores;
 mod wire;
 
 #[cfg(feature = "http")]
@@ -24,6 +24,26 @@ pub use adapters::tower;
 #[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
 pub use legacy::beaker;
 pub use server::events;
+
+pub mod store {
+    //! Server-side session storage: the [`SessionStore`] trait every backend implements, the
+    //! types it speaks in, and the backends of this crate ([`MemoryStore`]).
+    //!
+    //! A store holds opaque bytes under a [`StoreKey`] with an absolute expiry and a
+    //! [`Version`] for compare-and-set. It knows nothing of sessions, cookies or JSON, and no
+    //! clock: every operation that depends on time takes `now`, so a test needs no sleeps and
+    //! every backend agrees on the boundary (a record whose `expires` is `now` has expired, the
+    //! same rule as cookie deadlines).
+    //!
+    //! The trait is async with return-position `impl Future` (no `async-trait`); [`DynStore`]
+    //! is its boxed, object-safe form for type erasure (`Arc<dyn DynStore>` is itself a
+    //! `SessionStore`). The conformance suite (feature `store-testing`,
+    //! [`store_conformance!`](crate::store_conformance)) checks any implementation, ours or a
+    //! third party's, against the semantics documented on each method.
+
+    pub use crate::server::sweeper::{Sweeper, SweeperStats};
+    pub use crate::stores::*;
+}
 
 /// The design documents, part of the API documentation: nothing to call here.
 pub mod manual {

@@ -39,7 +39,7 @@ use tower_service::Service;
 pub use crate::server::handle::SessionHandle;
 use crate::session::error::SessionError;
 use crate::session::{CookieAction, Decision, Sessions};
-use crate::store::{DynStore, SessionStore, StoreError};
+use crate::stores::{DynStore, SessionStore, StoreError};
 
 /// What the response becomes when the session cannot be saved.
 type SaveFailure = Arc<dyn Fn(&SessionError) -> Response<String> + Send + Sync>;

@@ -21,6 +21,7 @@
 
 use std::fmt;
 use std::io::{Read as _, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aes_gcm::aead::{AeadInOut as _, KeyInit as _};
@@ -36,7 +37,6 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::legacy::{LegacyFormat, LegacySession, Place, Stray};
-use crate::session::config::SessionConfig;
 use crate::wire::error::{DecodeError, EncodeError, KeyError};
 use crate::wire::json;
 use crate::wire::map::LazyMap;
@@ -474,16 +474,9 @@ fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
-impl SessionConfig {
-    /// Also reads Beaker / TurboGears cookies of this cookie name, and writes either
-    /// format (see [`BeakerMigration`]). The application code does not change: Beaker's
-    /// internal keys (`_id`, `_creation_time`, ...) are kept out of the session map, and
-    /// preserved when a Beaker cookie is written back. A Beaker `_id` becomes the session
-    /// id; the configured idle timeout and lifetime apply to Beaker sessions too.
-    #[must_use]
-    pub fn with_beaker(self, format: BeakerFormat, migration: BeakerMigration) -> Self {
-        self.with_legacy(std::sync::Arc::new(Beaker { format, migration }))
-    }
+/// Beaker as a format behind the session layer's seam.
+pub(crate) fn seam(format: BeakerFormat, migration: BeakerMigration) -> Arc<dyn LegacyFormat> {
+    Arc::new(Beaker { format, migration })
 }
 
 /// Beaker through the session layer's seam for other formats.
@@ -572,9 +565,9 @@ fn stray_location(place: &Place<'_>, cookie: &BeakerCookie) -> Stray {
         return None;
     }
     // Authenticated, but still text that goes into a header: no attribute injection.
-    let valid = crate::session::config::is_valid_attribute(&cookie.path)
+    let valid = crate::wire::format::is_valid_attribute(&cookie.path)
         && cookie.path.starts_with('/')
-        && domain.is_none_or(crate::session::config::is_valid_attribute);
+        && domain.is_none_or(crate::wire::format::is_valid_attribute);
     valid.then(|| (domain.map(str::to_owned), cookie.path.clone()))
 }
 

@@ -1,7 +1,8 @@
 //! The seam for cookie formats other than this crate's own: the session layer reads a
 //! session from such a cookie, and writes it back in that format while the configuration
 //! asks for it, without knowing anything of the format. Beaker's (feature `beaker`,
-//! `src/beaker.rs`) is the one there is.
+//! `beaker.rs` here) is the one there is; it plugs in through [`LegacyFormat`] and knows
+//! nothing of the session layer.
 
 #[cfg(feature = "beaker")]
 pub mod beaker;

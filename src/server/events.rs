@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::store::StoreKey;
+use crate::session::config::SessionConfig;
+use crate::stores::StoreKey;
 
 /// Something that happened to a server-side session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,4 +87,29 @@ pub(crate) fn notify(observer: Option<&Observer>, event: impl FnOnce() -> Sessio
     if let Some(observer) = observer {
         observer.observe(&event());
     }
+}
+
+impl SessionConfig {
+    /// Server-side sessions: calls `observer` after each committed store operation
+    /// (created, regenerated, deleted and why, user attached; see [`crate::events`]).
+    /// Off by default.
+    ///
+    /// ```
+    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
+    /// use cookie_session::events::SessionEvent;
+    /// let config = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?))
+    ///     .with_observer(|event: &SessionEvent| eprintln!("session event: {event:?}"));
+    /// # Ok::<(), cookie_session::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn with_observer(mut self, observer: impl SessionObserver) -> Self {
+        let observer: Observer = Arc::new(observer);
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+}
+
+/// The observer `config` was given, if any.
+pub(crate) fn observer(config: &SessionConfig) -> Option<&Observer> {
+    config.observer.as_deref()?.downcast_ref()
 }

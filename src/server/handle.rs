@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 use crate::session::error::SessionError;
 use crate::session::flash::Flash;
 use crate::session::{Decision, LoadOutcome, Session};
-use crate::store::DynStore;
+use crate::stores::DynStore;
 use crate::wire::stamp::Persistence;
 use crate::wire::stamp::SessionId;
 
@@ -451,7 +451,7 @@ impl SessionHandle {
         self.load().await?;
         let (sessions, keep, now) = self.locked(|s| {
             let keep = keep_this_session
-                .then(|| s.state().record.map(|r| r.key))
+                .then(|| crate::server::backing::record(s).map(|r| r.key))
                 .flatten();
             (s.sessions.clone(), keep, s.now)
         })?;

@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use crate::server::handle::SessionHandle;
 use crate::session::error::SessionError;
 use crate::session::{CookieAction, Sessions};
-use crate::store::{DynStore, StoreError};
+use crate::stores::{DynStore, StoreError};
 use crate::wire::key::{Key, KeyRing};
 use crate::{Mode, SessionConfig};
 

@@ -27,20 +27,23 @@
 
 use time::OffsetDateTime;
 
+pub(crate) mod backing;
 pub mod events;
 pub(crate) mod handle;
 #[cfg(feature = "store-testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod history;
+pub(crate) mod sweeper;
 pub(crate) mod turns;
 
 use crate::events::{DeleteReason, SessionEvent, notify};
+use crate::server::backing::{Stored, backing, backing_mut, keyed, record};
 use crate::session::error::SessionError;
 use crate::session::{CookieAction, Decision, LoadOutcome, Session, Sessions};
-use crate::store::{DynStore, Record, StoreError, StoreKey, Stored, Version};
+use crate::stores::{DynStore, Record, StoreError, StoreKey, Version};
 use crate::wire::error::EncodeError;
 use crate::wire::map::LazyMap;
-use crate::wire::stamp::{SessionId, Stamp};
+use crate::wire::stamp::Stamp;
 
 /// How often [`commit`] reloads and re-applies after a concurrent save (and how often it
 /// tries a new id after a duplicate). Eight: with 16 writers of one session through two
@@ -59,6 +62,7 @@ impl Sessions {
     ) -> Session {
         let mut session = self.load_bytes(cookie_headers, now);
         session.server_side = true;
+        session.server = Some(Box::new(backing::Backing::default()));
         session
     }
 }
@@ -67,9 +71,9 @@ impl Session {
     /// Where this request's record is: `None` when no authentic, unexpired, unrevoked cookie
     /// came (then nothing needs to be read). Verifies the cookie on first call.
     pub fn store_key(&self) -> Option<StoreKey> {
-        let state = self.state();
-        let stamp = state.stamp?;
-        let key = self.sessions.codec().key_ring().find(state.key_id?)?.0;
+        let view = self.view();
+        let stamp = view.stamp?;
+        let key = self.sessions.codec().key_ring().find(view.key_id?)?.0;
         Some(keyed(self, key, stamp.id()))
     }
 
@@ -87,11 +91,10 @@ impl Session {
         let data = record
             .as_ref()
             .and_then(|r| open_record(self, &r.data).ok());
-        let state = self.state_mut();
         match (key, record, data) {
             (Some(key), Some(record), Some((data, unsealed))) => {
-                state.data = data;
-                state.record = Some(Stored {
+                self.adopt(data);
+                backing_mut(self).record = Some(Stored {
                     key,
                     version: record.version,
                     expires: record.expires,
@@ -102,10 +105,7 @@ impl Session {
                 // Starts empty: a cookie that decoded as a cookie session (same key and
                 // name, e.g. before the app moved to server-side) brings no data, or it
                 // would be stored under a new id and log its bearer back in.
-                state.data = LazyMap::default();
-                state.outcome = LoadOutcome::Missing;
-                state.stamp = None;
-                state.persistence = None;
+                self.start_missing();
             }
             (None, _, _) => {}
         }
@@ -129,8 +129,8 @@ impl Session {
         if !self.server_side {
             return Err(SessionError::NotServerSide);
         }
-        crate::store::check_user(user).map_err(SessionError::Stored)?;
-        self.state_mut().user = Some(user.to_owned());
+        crate::stores::check_user(user).map_err(SessionError::Stored)?;
+        backing_mut(self).user = Some(user.to_owned());
         Ok(())
     }
 }
@@ -151,12 +151,12 @@ pub async fn log_out_user<S: DynStore + ?Sized>(
     keep: Option<&StoreKey>,
     now: OffsetDateTime,
 ) -> Result<usize, SessionError> {
-    crate::store::check_user(user).map_err(SessionError::Stored)?;
+    crate::stores::check_user(user).map_err(SessionError::Stored)?;
     let ended = store
         .delete_sessions_of_boxed(user, keep, now)
         .await
         .map_err(SessionError::Stored)?;
-    let observer = sessions.config().observer.as_ref();
+    let observer = crate::events::observer(sessions.config());
     for key in &ended {
         notify(observer, || SessionEvent::Deleted {
             key: *key,
@@ -182,7 +182,7 @@ fn open_record(session: &Session, data: &[u8]) -> Result<(LazyMap, bool), StoreE
         return Ok((map, config.seal_store));
     }
     let id = session
-        .state()
+        .view()
         .stamp
         .map(|s| s.id())
         .ok_or(StoreError::Corrupt)?;
@@ -263,16 +263,15 @@ async fn commit_session<S: DynStore + ?Sized>(
     store: &S,
     now: OffsetDateTime,
 ) -> Result<Decision, SessionError> {
-    if session.state.get().is_none() {
+    let Some(view) = session.view_if_used() else {
         return Ok(Decision::untouched());
-    }
+    };
     // A save of a loaded record waits for the other commits of this record through this
     // store handle (see `turns`): it then meets at most one newer version. Deletes and
     // touches cannot conflict and do not wait.
     let saves = {
-        let state = session.state();
-        let saving = state.stamp.is_some() && !state.data.is_empty() && state.data.changed();
-        state.record.filter(|_| saving)
+        let saving = view.stamp.is_some() && !view.data.is_empty() && view.data.changed();
+        record(&session).filter(|_| saving)
     };
     let _turn = match saves {
         Some(stored) => Some(crate::server::turns::take(store, stored.key).await),
@@ -285,7 +284,7 @@ async fn commit_session<S: DynStore + ?Sized>(
             Ok(()) => return Ok(Decision::accessed(action, Vec::new())),
             Err(StoreError::Conflict) if attempts < MAX_RETRIES => {
                 attempts += 1;
-                let Some(stored) = session.state().record else {
+                let Some(stored) = record(&session) else {
                     return Err(SessionError::Stored(StoreError::Conflict));
                 };
                 match store
@@ -300,8 +299,7 @@ async fn commit_session<S: DynStore + ?Sized>(
             Err(StoreError::Duplicate) if attempts < MAX_RETRIES => {
                 // A new id collided with a live record: draw another.
                 attempts += 1;
-                let state = session.state_mut();
-                state.stamp = state.stamp.map(|s| s.regenerated());
+                session.redraw_id();
             }
             // Deleted meanwhile: never resurrected.
             Err(StoreError::Gone) => return Ok(superseded()),
@@ -313,8 +311,8 @@ async fn commit_session<S: DynStore + ?Sized>(
 /// The end of a request served read-only while the store was down: nothing is written and
 /// the cookie is left alone; a request that changed the session fails.
 pub(crate) fn commit_degraded(session: &Session) -> Result<Decision, SessionError> {
-    let changed = session.state.get().is_some_and(|state| {
-        state.data.changed() || state.regenerated || state.stamp.is_none() && state.key_id.is_some()
+    let changed = session.view_if_used().is_some_and(|view| {
+        view.data.changed() || view.regenerated || view.stamp.is_none() && view.key_id.is_some()
     });
     if changed {
         return Err(SessionError::Stored(StoreError::Unavailable(
@@ -337,22 +335,11 @@ fn superseded() -> Decision {
 
 /// Re-applies this request's changes over the record another request saved meanwhile.
 fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), SessionError> {
-    let (mut data, unsealed) = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
-    let fail_on_overlap = session.sessions.config().conflicts
-        == crate::session::config::ConflictPolicy::FailOnSameKey;
-    let state = session.state_mut();
-    let replays = &state.replays;
-    if fail_on_overlap && state.data.overlaps(&data, |key| replays.replays(key)) {
+    let (data, unsealed) = open_record(session, &fresh.data).map_err(SessionError::Stored)?;
+    if session.rebase(data)?.is_err() {
         return Err(SessionError::Stored(StoreError::Conflict));
     }
-    // Values this request set are written over the newer record; its replayable changes
-    // run again on it.
-    state
-        .data
-        .replay_changes_onto(&mut data, |key| replays.replays(key));
-    replays.replay_onto(&mut data)?;
-    state.data = data;
-    state.record = Some(Stored {
+    backing_mut(session).record = Some(Stored {
         key,
         version: fresh.version,
         expires: fresh.expires,
@@ -369,7 +356,7 @@ async fn run<S: DynStore + ?Sized>(
     ops: Vec<Op>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let observer = session.sessions.config().observer.clone();
+    let observer = crate::events::observer(session.sessions.config()).cloned();
     let observer = observer.as_ref();
     for op in ops {
         let target = target_key(session);
@@ -381,14 +368,14 @@ async fn run<S: DynStore + ?Sized>(
                 notify(observer, || SessionEvent::Created { key });
             }
             Op::Save { data, expires } => {
-                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                let stored = record(session).ok_or(StoreError::Gone)?;
                 let version = store
                     .save_boxed(&stored.key, stored.version, &data, expires, now)
                     .await?;
                 bind(session, stored.key, version, expires);
             }
             Op::Touch { expires } => {
-                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                let stored = record(session).ok_or(StoreError::Gone)?;
                 store.touch_boxed(&stored.key, expires, now).await?;
                 bind(
                     session,
@@ -398,7 +385,7 @@ async fn run<S: DynStore + ?Sized>(
                 );
             }
             Op::Rename { to } => {
-                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                let stored = record(session).ok_or(StoreError::Gone)?;
                 store.rename_boxed(&stored.key, &to, now).await?;
                 bind(session, to, stored.version, stored.expires);
                 notify(observer, || SessionEvent::Regenerated {
@@ -407,7 +394,7 @@ async fn run<S: DynStore + ?Sized>(
                 });
             }
             Op::Delete { reason } => {
-                if let Some(stored) = session.state().record
+                if let Some(stored) = record(session)
                     && store.delete_boxed(&stored.key, now).await?
                 {
                     notify(observer, || SessionEvent::Deleted {
@@ -415,12 +402,12 @@ async fn run<S: DynStore + ?Sized>(
                         reason,
                     });
                 }
-                session.state_mut().record = None;
+                backing_mut(session).record = None;
             }
             Op::AttachUser { user } => {
-                let stored = session.state().record.ok_or(StoreError::Gone)?;
+                let stored = record(session).ok_or(StoreError::Gone)?;
                 store.set_user_boxed(&stored.key, &user, now).await?;
-                session.state_mut().user = None;
+                backing_mut(session).user = None;
                 notify(observer, || SessionEvent::UserAttached {
                     key: stored.key,
                     user,
@@ -432,7 +419,7 @@ async fn run<S: DynStore + ?Sized>(
 }
 
 fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetDateTime) {
-    session.state_mut().record = Some(Stored {
+    backing_mut(session).record = Some(Stored {
         key,
         version,
         expires,
@@ -442,25 +429,9 @@ fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetD
 
 /// The store key the session's current stamp belongs at: under the ring's current key.
 fn target_key(session: &Session) -> Option<StoreKey> {
-    let stamp = session.state().stamp?;
+    let stamp = session.view().stamp?;
     let key = session.sessions.codec().key_ring().current();
     Some(keyed(session, key, stamp.id()))
-}
-
-/// `key.store_key(id)`, computed once per request for each (key, id) it is asked for.
-fn keyed(session: &Session, key: &crate::wire::key::Prepared, id: SessionId) -> StoreKey {
-    match session.store_key_cache.get() {
-        Some(cached) if cached.key_id == key.id && cached.session_id == id => cached.store_key,
-        _ => {
-            let store_key = StoreKey::from_bytes(key.store_key(id));
-            session.store_key_cache.set(Some(crate::store::KeyedId {
-                key_id: key.id,
-                session_id: id,
-                store_key,
-            }));
-            store_key
-        }
-    }
 }
 
 /// What to write, and what the cookie does, from the session as it is now.
@@ -471,12 +442,12 @@ fn plan(
     let sessions = session.sessions.clone();
     let config = sessions.config();
     let had_cookie = session.has_candidates();
-    let persist = session.state().data.clone();
-    let stored = session.state().record;
+    let persist = session.view().data.clone();
+    let stored = record(session);
     let mut ops = Vec::new();
 
     // Logged out (no identity left) or emptied: the record goes, and so does the cookie.
-    let deleted = session.state().stamp.is_none();
+    let deleted = session.view().stamp.is_none();
     if stored.is_some() && (deleted || persist.is_empty()) {
         let reason = if deleted {
             DeleteReason::Logout
@@ -495,16 +466,8 @@ fn plan(
         return Ok((ops, action));
     }
     // Data but no identity yet: a new id, and a cookie.
-    if session.state().stamp.is_none() {
-        let stamp = Stamp::new(now, config.lifetime, config.lifetime)?;
-        let state = session.state_mut();
-        state.stamp = Some(stamp);
-        state.regenerated = true;
-    }
-    let state = session.state();
-    let Some(stamp) = state.stamp else {
-        return Ok((ops, CookieAction::Keep));
-    };
+    let stamp = session.ensure_id(now)?;
+    let state = session.view();
     if stamp.check(crate::wire::stamp::unix(now)?).is_err() {
         // The request outlived the session's lifetime: nothing valid is left to store.
         if live.is_some() {
@@ -547,14 +510,14 @@ fn plan(
             }
         }
     }
-    if let Some(user) = &state.user {
+    if let Some(user) = backing(session).and_then(|b| b.user.as_ref()) {
         ops.push(Op::AttachUser { user: user.clone() });
     }
     // A session that came in a token parameter keeps travelling there (`token()`): it is
     // never moved into a cookie.
     let cookie_moves = moving || live.is_none() || state.persistence != stamp.persistence();
     let action = if cookie_moves && !state.from_token {
-        let value = id_value(session, stamp)?;
+        let value = session.id_value(stamp)?;
         CookieAction::Set(crate::session::cookie_header::set(
             config,
             &value,
@@ -570,41 +533,6 @@ fn plan(
         CookieAction::Keep
     };
     Ok((ops, action))
-}
-
-/// The cookie (or token) value of a server-side session: its signed id with the session's
-/// lifetime; idleness is the record's expiry.
-fn id_value(session: &Session, stamp: Stamp) -> Result<String, SessionError> {
-    let state = session.state();
-    let stamp = Stamp {
-        idle_deadline: stamp.absolute_deadline,
-        ..stamp.with_persistence(state.persistence)
-    };
-    let name = &session.sessions.config().name;
-    Ok(session.sessions.codec().encode_json(name, &stamp, |buf| {
-        buf.extend_from_slice(b"{}");
-        Ok(())
-    })?)
-}
-
-/// [`Session::token`] of a server-side session: its signed id, allocated now for a new
-/// session (the record is created under it at commit).
-pub(crate) fn token(session: &mut Session) -> Result<Option<String>, SessionError> {
-    if session.state().data.is_empty() {
-        return Ok(None);
-    }
-    let stamp = match session.state().stamp {
-        Some(stamp) => stamp,
-        None => {
-            let config = session.sessions.config();
-            let stamp = Stamp::new(session.now, config.lifetime, config.lifetime)?;
-            let state = session.state_mut();
-            state.stamp = Some(stamp);
-            state.regenerated = true;
-            stamp
-        }
-    };
-    id_value(session, stamp).map(Some)
 }
 
 /// Whether a read-only request renews the record under the touch policy: as for cookie
@@ -634,7 +562,7 @@ fn touch_due(
 fn json(session: &Session, map: &LazyMap) -> Result<Vec<u8>, SessionError> {
     if session.sessions.config().seal_store {
         let stamp = session
-            .state()
+            .view()
             .stamp
             .ok_or(SessionError::Encode(EncodeError::InvalidTime))?;
         let stamp = Stamp {

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::store::StoreKey;
+use crate::stores::StoreKey;
 
 /// A record of a store handle: the handle's address, and the record's key.
 type Place = (usize, StoreKey);
@@ -70,7 +70,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::block_on;
+    use crate::stores::block_on;
 
     #[test]
     fn turns_on_one_key_are_exclusive_and_leave_nothing_behind() {

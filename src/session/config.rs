@@ -12,11 +12,9 @@ use crate::legacy::{LegacyFormat, Place};
 use crate::session::error::ConfigError;
 use crate::wire::codec::{Codec, DEFAULT_MAX_SIZE};
 use crate::wire::format::{self, Mode};
+use crate::wire::format::{MAX_ATTRIBUTE_LEN, is_valid_attribute};
 use crate::wire::key::KeyRing;
 use crate::wire::stamp::{Persistence, SessionId};
-
-/// Browsers ignore attribute values longer than this (RFC 6265bis).
-const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 /// The `SameSite` attribute. It is always written explicitly: browsers disagree on the
 /// default when it is missing.
@@ -178,7 +176,9 @@ pub struct SessionConfig {
     /// A sealed store also reads plain records (a migration to sealing, switched off after).
     pub(crate) seal_migration: bool,
     pub(crate) conflicts: ConflictPolicy,
-    pub(crate) observer: Option<crate::events::Observer>,
+    /// The server part's visit-event observer (`crate::events`), carried here unseen: set
+    /// and read by that part.
+    pub(crate) observer: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl SessionConfig {
@@ -513,29 +513,29 @@ impl SessionConfig {
         self
     }
 
-    /// Server-side sessions: calls `observer` after each committed store operation
-    /// (created, regenerated, deleted and why, user attached; see [`crate::events`]).
-    /// Off by default.
-    ///
-    /// ```
-    /// # use cookie_session::{Key, KeyRing, Mode, SessionConfig};
-    /// use cookie_session::events::SessionEvent;
-    /// let config = SessionConfig::new(Mode::Signed, KeyRing::new(Key::generate()?))
-    ///     .with_observer(|event: &SessionEvent| eprintln!("session event: {event:?}"));
-    /// # Ok::<(), cookie_session::KeyError>(())
-    /// ```
-    #[must_use]
-    pub fn with_observer(mut self, observer: impl crate::events::SessionObserver) -> Self {
-        self.observer = Some(Arc::new(observer));
-        self
-    }
-
     /// Server-side sessions: what a save does when another request saved the same session
     /// meanwhile. Default [`ConflictPolicy::LastWriteWins`].
     #[must_use]
     pub const fn with_conflict_policy(mut self, policy: ConflictPolicy) -> Self {
         self.conflicts = policy;
         self
+    }
+
+    /// Also reads Beaker / TurboGears cookies of this cookie name, and writes either
+    /// format (see [`BeakerMigration`](crate::beaker::BeakerMigration)). The application
+    /// code does not change: Beaker's internal keys (`_id`, `_creation_time`, ...) are kept
+    /// out of the session map, and preserved when a Beaker cookie is written back. A Beaker
+    /// `_id` becomes the session id; the configured idle timeout and lifetime apply to
+    /// Beaker sessions too.
+    #[cfg(feature = "beaker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
+    #[must_use]
+    pub fn with_beaker(
+        self,
+        format: crate::legacy::beaker::BeakerFormat,
+        migration: crate::legacy::beaker::BeakerMigration,
+    ) -> Self {
+        self.with_legacy(crate::legacy::beaker::seam(format, migration))
     }
 
     /// Also reads sessions from cookies in `format` (see
@@ -681,13 +681,6 @@ fn check_attribute(attribute: &'static str, value: &str) -> Result<(), ConfigErr
         return Err(ConfigError::InvalidAttribute { attribute });
     }
     Ok(())
-}
-
-/// A non-empty attribute value of visible ASCII other than `;`, at most 1024 bytes.
-pub(crate) fn is_valid_attribute(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= MAX_ATTRIBUTE_LEN
-        && value.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
 
 impl fmt::Debug for SessionConfig {

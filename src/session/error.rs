@@ -155,7 +155,7 @@ pub enum SessionError {
     /// A server-side session's store failed, or refused the data (see the
     /// [`StoreError`](crate::store::StoreError)). Nothing was sent: the browser keeps its
     /// cookie; answer `503 Service Unavailable` (the tower layer does).
-    Stored(crate::store::StoreError),
+    Stored(crate::stores::StoreError),
     /// A [`SessionHandle`](crate::SessionHandle) was used inside its own
     /// [`with`](crate::SessionHandle::with) closure on the same thread, which would
     /// deadlock: use the `&mut Session` the closure received instead.

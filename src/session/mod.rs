@@ -10,6 +10,7 @@ pub(crate) mod cookie_header;
 pub(crate) mod error;
 pub(crate) mod flash;
 pub(crate) mod replay;
+pub(crate) mod view;
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -87,7 +88,7 @@ impl Sessions {
             token_issued: std::cell::Cell::new(false),
             state: OnceCell::new(),
             server_side: false,
-            store_key_cache: std::cell::Cell::new(None),
+            server: None,
         }
     }
 
@@ -192,49 +193,43 @@ pub struct Session {
     /// [`Session::token`] was called: the page carries the session in its links.
     token_issued: std::cell::Cell<bool>,
     /// Decoded on first use, through `&self` as well: reads need no `&mut`.
-    pub(crate) state: OnceCell<State>,
+    state: OnceCell<State>,
     /// Server-side: the cookie carries only the id, the data comes from a store (see the
     /// `server` module).
     pub(crate) server_side: bool,
-    /// Server-side: the last store key computed, for the (key, session id) it was computed
-    /// from. A request asks for it several times (load, attach, commit), and each is an
-    /// HMAC.
-    pub(crate) store_key_cache: std::cell::Cell<Option<crate::store::KeyedId>>,
+    /// Server-side: what the server part keeps with this session (the record it was read
+    /// from, the user to link, its store key), opaque to this layer.
+    pub(crate) server: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// The session once decoded.
-pub(crate) struct State {
-    pub(crate) outcome: LoadOutcome,
+struct State {
+    outcome: LoadOutcome,
     rejection: Option<DecodeError>,
     /// The authentic session's id and deadlines; `None` for a new session until it is
     /// first written (or regenerated).
-    pub(crate) stamp: Option<Stamp>,
+    stamp: Option<Stamp>,
     /// The id of the key that authenticated the cookie.
-    pub(crate) key_id: Option<crate::wire::key::KeyId>,
+    key_id: Option<crate::wire::key::KeyId>,
     /// The data; it remembers what was loaded, to tell a real change from a write of an
     /// equal value.
-    pub(crate) data: LazyMap,
+    data: LazyMap,
     /// Explicit save mode: the state committed by the last `save()`.
-    pub(crate) committed: Option<LazyMap>,
+    committed: Option<LazyMap>,
     /// `regenerate()` was called: re-issue whatever else happens.
-    pub(crate) regenerated: bool,
-    /// Server-side: the record this session was loaded from (or has been written to).
-    pub(crate) record: Option<crate::store::Stored>,
-    /// Server-side: a user to link the record to when it is next written
-    /// (`attach_user`).
-    pub(crate) user: Option<String>,
+    regenerated: bool,
     /// This session's own persistence choice (from its cookie, or `set_persistence`).
-    pub(crate) persistence: Option<Persistence>,
+    persistence: Option<Persistence>,
     /// The session came from the token parameter, not a cookie: it is never moved into a
     /// cookie, and travels on in [`Session::token`].
-    pub(crate) from_token: bool,
+    from_token: bool,
     /// Server-side: this request's read-modify-write changes, for a commit that meets a
     /// newer record to run again on it.
-    pub(crate) replays: crate::session::replay::Replays,
+    replays: crate::session::replay::Replays,
     /// The session came from the token after the request's cookie failed to load
     /// (tampered, foreign key, expired): the cookie is removed as it would be without the
     /// token.
-    pub(crate) cookie_rejected: bool,
+    cookie_rejected: bool,
     /// Beaker's internal keys, for a session read from a Beaker cookie.
     legacy: Legacy,
     /// Where an authentic Beaker cookie of this request is stored, when that is not where
@@ -291,7 +286,7 @@ impl Session {
         self.had_cookie()
     }
 
-    pub(crate) fn state(&self) -> &State {
+    fn state(&self) -> &State {
         self.state.get_or_init(|| {
             decode(
                 &self.sessions,
@@ -303,7 +298,7 @@ impl Session {
         })
     }
 
-    pub(crate) fn state_mut(&mut self) -> &mut State {
+    fn state_mut(&mut self) -> &mut State {
         self.state();
         self.state
             .get_mut()
@@ -723,7 +718,7 @@ impl Session {
             return Err(SessionError::NoTokenParameter);
         }
         let token = if self.server_side {
-            crate::server::token(self)?
+            self.id_token()?
         } else {
             let (now, sessions) = (self.now, self.sessions.clone());
             let config = &sessions.inner.config;
@@ -924,8 +919,6 @@ fn decode(
                     replays: crate::session::replay::Replays::default(),
                     persistence: opened.stamp.persistence(),
                     key_id: opened.key_id,
-                    record: None,
-                    user: None,
                     stamp: Some(opened.stamp),
                     data: opened.data,
                     committed: None,
@@ -950,8 +943,6 @@ fn decode(
         rejection,
         stamp: None,
         key_id: None,
-        record: None,
-        user: None,
         data: LazyMap::default(),
         committed: None,
         regenerated: false,

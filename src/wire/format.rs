@@ -419,3 +419,13 @@ pub fn inspect(value: &str) -> Result<Inspection, DecodeError> {
         payload,
     })
 }
+
+/// Browsers ignore attribute values longer than this (RFC 6265bis).
+pub(crate) const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+/// A non-empty attribute value of visible ASCII other than `;`, at most 1024 bytes.
+pub(crate) fn is_valid_attribute(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_ATTRIBUTE_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+}

@@ -1,17 +1,5 @@
-//! Server-side session storage: the [`SessionStore`] trait every backend implements, the
-//! types it speaks in, and the backends of this crate ([`MemoryStore`]).
-//!
-//! A store holds opaque bytes under a [`StoreKey`] with an absolute expiry and a
-//! [`Version`] for compare-and-set. It knows nothing of sessions, cookies or JSON, and no
-//! clock: every operation that depends on time takes `now`, so a test needs no sleeps and
-//! every backend agrees on the boundary (a record whose `expires` is `now` has expired, the
-//! same rule as cookie deadlines).
-//!
-//! The trait is async with return-position `impl Future` (no `async-trait`); [`DynStore`]
-//! is its boxed, object-safe form for type erasure (`Arc<dyn DynStore>` is itself a
-//! `SessionStore`). The conformance suite (feature `store-testing`,
-//! [`store_conformance!`](crate::store_conformance)) checks any implementation, ours or a
-//! third party's, against the semantics documented on each method.
+//! The store part (public as `cookie_session::store`, which adds the server part's
+//! `Sweeper`): the trait, its types and error, the conformance suite and the backends.
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +21,6 @@ mod private;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-mod sweeper;
 #[cfg(any(feature = "sqlite", feature = "files"))]
 mod worker;
 
@@ -57,7 +44,6 @@ pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
-pub use sweeper::{Sweeper, SweeperStats};
 
 /// Where a session's record lives: a keyed hash of the session id, never the id itself, so
 /// a leaked store dump or a log of store keys yields no usable cookie.
@@ -111,25 +97,6 @@ impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StoreKey({self})")
     }
-}
-
-/// The record a server-side session is bound to (the session layer's view).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stored {
-    pub(crate) key: StoreKey,
-    pub(crate) version: Version,
-    pub(crate) expires: OffsetDateTime,
-    /// The record was read as plain JSON by a sealed store during a sealing migration: the
-    /// commit rewrites it sealed.
-    pub(crate) unsealed: bool,
-}
-
-/// A store key with what it was computed from (the session layer caches the last one).
-#[derive(Clone, Copy)]
-pub(crate) struct KeyedId {
-    pub(crate) key_id: crate::wire::key::KeyId,
-    pub(crate) session_id: crate::wire::stamp::SessionId,
-    pub(crate) store_key: StoreKey,
 }
 
 /// A record's version: 1 when created, one more on every successful save. Compare-and-set

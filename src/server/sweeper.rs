@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::RngExt as _;
 use time::OffsetDateTime;
 
-use super::{SessionStore, StoreError};
+use crate::stores::{SessionStore, StoreError};
 
 /// What the sweeper calls on every failed round (besides the `tracing` event).
 type OnError = Arc<dyn Fn(&StoreError) + Send + Sync>;
