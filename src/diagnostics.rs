@@ -21,7 +21,7 @@ pub(crate) fn reissue_deferred(cookie: &str, size: usize, limit: usize) {
 
 /// The session could not be saved at the end of a request (typically: too large). The
 /// response does not store it.
-#[cfg(feature = "tower")]
+#[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) fn save_failed(cookie: &str, error: &(dyn std::error::Error + 'static)) {
     #[cfg(feature = "tracing")]
     tracing::error!(
@@ -35,7 +35,7 @@ pub(crate) fn save_failed(cookie: &str, error: &(dyn std::error::Error + 'static
 }
 
 /// A handler returned a session error with `?`.
-#[cfg(feature = "axum")]
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) fn handler_error(error: &(dyn std::error::Error + 'static)) {
     #[cfg(feature = "tracing")]
     tracing::error!(target: "cookie_session", error = %Chain(error), "session error in a handler");

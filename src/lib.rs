@@ -14,6 +14,9 @@ mod session;
 mod stores;
 mod wire;
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub use adapters::actix;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use adapters::http;

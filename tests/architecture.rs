@@ -19,7 +19,8 @@ const PARTS: [&str; 7] = [
 
 /// Crate-internal names that stand for a part: the public modules re-exported at the root,
 /// and the conformance macro.
-const ALIASES: [(&str, &str); 5] = [
+const ALIASES: [(&str, &str); 6] = [
+    ("actix", "adapters"),
     ("beaker", "legacy"),
     ("http", "adapters"),
     ("tower", "adapters"),

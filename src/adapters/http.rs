@@ -25,6 +25,7 @@ use ::http::header::{CACHE_CONTROL, COOKIE, REFERRER_POLICY, SET_COOKIE, VARY};
 use ::http::{HeaderMap, HeaderValue, Uri};
 use time::OffsetDateTime;
 
+use crate::adapters::headers::Name;
 use crate::session::{Decision, Session, Sessions};
 
 /// Loads the session of a request from all its `Cookie` headers. When the configuration
@@ -98,75 +99,48 @@ pub fn take_token(encoded: &str, name: &str) -> (Option<String>, Option<String>)
 /// directives except `public` and `s-maxage`, and one with `private` or `no-store` is left
 /// alone.
 pub fn apply(decision: &Decision, headers: &mut HeaderMap) {
-    for set_cookie in decision.set_cookies() {
-        // Set-Cookie values here are visible ASCII (validated name and attributes,
-        // base64url or Beaker's base64 value), which is always a valid header value.
-        match HeaderValue::from_str(set_cookie) {
-            Ok(value) => {
-                headers.append(SET_COOKIE, value);
+    crate::adapters::headers::apply(decision, headers);
+}
+
+impl crate::adapters::headers::Headers for HeaderMap {
+    fn each(&self, name: Name, f: &mut dyn FnMut(&str)) {
+        for value in self.get_all(header(name)) {
+            if let Ok(text) = value.to_str() {
+                f(text);
             }
-            Err(_) => debug_assert!(false, "Set-Cookie value is not a header value"),
         }
     }
-    if decision.vary_cookie && !varies_on_cookie(headers) {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+
+    fn contains(&self, name: Name) -> bool {
+        self.contains_key(header(name))
     }
-    if decision.no_store {
-        // The strictest directive there is: nothing else the application said matters.
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if decision.cache_private {
-        make_private(headers);
+
+    fn append(&mut self, name: Name, value: &str) {
+        if let Some(value) = value_of(value) {
+            HeaderMap::append(self, header(name), value);
+        }
     }
-    if decision.no_referrer && !headers.contains_key(REFERRER_POLICY) {
-        headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+
+    fn set(&mut self, name: Name, value: &str) {
+        if let Some(value) = value_of(value) {
+            self.insert(header(name), value);
+        }
     }
 }
 
-fn directives(headers: &HeaderMap, name: ::http::HeaderName) -> Vec<String> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty())
-        .collect()
+fn header(name: Name) -> ::http::HeaderName {
+    match name {
+        Name::SetCookie => SET_COOKIE,
+        Name::Vary => VARY,
+        Name::CacheControl => CACHE_CONTROL,
+        Name::ReferrerPolicy => REFERRER_POLICY,
+    }
 }
 
-fn varies_on_cookie(headers: &HeaderMap) -> bool {
-    directives(headers, VARY)
-        .iter()
-        .any(|d| d == "*" || d.eq_ignore_ascii_case("cookie"))
-}
-
-fn make_private(headers: &mut HeaderMap) {
-    // The usual case, without the parsing and the three allocations of a merge.
-    if !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
-        return;
-    }
-    let existing = directives(headers, CACHE_CONTROL);
-    let name = |d: &str| {
-        d.split('=')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    };
-    if existing
-        .iter()
-        .any(|d| matches!(name(d).as_str(), "private" | "no-store"))
-    {
-        return;
-    }
-    let kept = existing
-        .into_iter()
-        .filter(|d| !matches!(name(d).as_str(), "public" | "s-maxage"));
-    let value = std::iter::once("private".to_owned())
-        .chain(kept)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(CACHE_CONTROL, value);
-    }
+/// The values written are visible ASCII (validated cookie names and attributes, base64url
+/// or Beaker's base64, fixed directives), which is always a valid header value.
+fn value_of(value: &str) -> Option<HeaderValue> {
+    let value = HeaderValue::from_str(value).ok();
+    debug_assert!(value.is_some(), "a header value that is not visible ASCII");
+    value
 }

@@ -35,11 +35,12 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::adapters::lifecycle::{End, Failure, Settings, declared_length, is_form};
 /// The handle lives at the crate root (it serves every adapter); also here for tower users.
 pub use crate::server::handle::SessionHandle;
+use crate::session::Sessions;
 use crate::session::error::SessionError;
-use crate::session::{CookieAction, Decision, Sessions};
-use crate::stores::{DynStore, SessionStore, StoreError};
+use crate::stores::SessionStore;
 
 /// What the response becomes when the session cannot be saved.
 type SaveFailure = Arc<dyn Fn(&SessionError) -> Response<String> + Send + Sync>;
@@ -55,11 +56,8 @@ type SaveFailure = Arc<dyn Fn(&SessionError) -> Response<String> + Send + Sync>;
 /// lets the application answer differently.
 #[derive(Clone)]
 pub struct SessionLayer {
-    sessions: Sessions,
-    save_on_server_error: bool,
+    settings: Settings,
     save_failure: Option<SaveFailure>,
-    store: Option<Arc<dyn DynStore>>,
-    degrade: bool,
 }
 
 impl SessionLayer {
@@ -67,11 +65,8 @@ impl SessionLayer {
     #[must_use]
     pub fn new(sessions: Sessions) -> Self {
         Self {
-            sessions,
-            save_on_server_error: false,
+            settings: Settings::new(sessions),
             save_failure: None,
-            store: None,
-            degrade: false,
         }
     }
 
@@ -92,7 +87,7 @@ impl SessionLayer {
     /// ```
     #[must_use]
     pub fn with_store(mut self, store: impl SessionStore) -> Self {
-        self.store = Some(Arc::new(store));
+        self.settings.store = Some(Arc::new(store));
         self
     }
 
@@ -101,7 +96,7 @@ impl SessionLayer {
     /// session was read).
     #[must_use]
     pub fn with_save_on_server_error(mut self, save: bool) -> Self {
-        self.save_on_server_error = save;
+        self.settings.save_on_server_error = save;
         self
     }
 
@@ -137,16 +132,24 @@ impl SessionLayer {
     /// visitor's cookie is never touched. Default off.
     #[must_use]
     pub fn with_read_only_session_when_store_down(mut self, degrade: bool) -> Self {
-        self.degrade = degrade;
+        self.settings.degrade = degrade;
         self
     }
 
-    fn failure_response(&self, error: &SessionError) -> Response<String> {
-        match &self.save_failure {
-            Some(respond) => respond(error),
-            None => {
-                let mut response = Response::new("the session could not be saved\n".to_owned());
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    fn failure_response(&self, failure: &Failure) -> Response<String> {
+        match (failure, &self.save_failure) {
+            (Failure::NotSaved(error), Some(respond)) => respond(error),
+            _ => {
+                let (status, retry_after, text) = failure.response();
+                let mut response = Response::new(text.to_owned());
+                *response.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if let Some(seconds) = retry_after {
+                    response.headers_mut().insert(
+                        ::http::header::RETRY_AFTER,
+                        ::http::HeaderValue::from_static(seconds),
+                    );
+                }
                 response
             }
         }
@@ -156,11 +159,11 @@ impl SessionLayer {
 impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("sessions", &self.sessions)
-            .field("save_on_server_error", &self.save_on_server_error)
+            .field("sessions", &self.settings.sessions)
+            .field("save_on_server_error", &self.settings.save_on_server_error)
             .field("save_failure", &self.save_failure.as_ref().map(|_| "<fn>"))
-            .field("server_side", &self.store.is_some())
-            .field("degrade", &self.degrade)
+            .field("server_side", &self.settings.store.is_some())
+            .field("degrade", &self.settings.degrade)
             .finish()
     }
 }
@@ -200,27 +203,16 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let now = OffsetDateTime::now_utc();
-        let token = take_token(&self.layer.sessions, &mut request);
-        let handle = match &self.layer.store {
-            None => SessionHandle::new(crate::http::load_with_token(
-                &self.layer.sessions,
-                request.headers(),
-                token.as_deref(),
-                now,
-            )),
-            Some(store) => {
-                let cookies = request
-                    .headers()
-                    .get_all(::http::header::COOKIE)
-                    .iter()
-                    .map(::http::HeaderValue::as_bytes);
-                let mut session = self.layer.sessions.load_server_side(cookies, now);
-                session.add_token(token.as_deref());
-                SessionHandle::server_side(session, Arc::clone(store))
-            }
-        };
+        let settings = &self.layer.settings;
+        let token = take_token(&settings.sessions, &mut request);
+        let cookies = request
+            .headers()
+            .get_all(::http::header::COOKIE)
+            .iter()
+            .map(::http::HeaderValue::as_bytes);
+        let handle = settings.begin(cookies, token.as_deref(), now);
         request.extensions_mut().insert(handle.clone());
-        if self.layer.degrade {
+        if settings.degrade {
             request.extensions_mut().insert(Degrade);
         }
         let response = self.inner.call(request);
@@ -231,45 +223,12 @@ where
             // instead of two (`perf` put each at over 1 % of a small request on a virtual
             // machine). The difference is the request's duration, which only moves a
             // renewed cookie's deadlines earlier by as much.
-            // A failed handler's half-done changes are not stored (unless configured), in
-            // a cookie or in a store.
-            if response.status().is_server_error() && !layer.save_on_server_error {
-                if let Ok(Some(session)) = handle.take() {
-                    let (brought_token, token_issued) = session.token_headers();
-                    let headers_only = if session.accessed() {
-                        Decision::accessed(CookieAction::Keep, Vec::new())
-                    } else {
-                        Decision::untouched()
-                    };
-                    let headers_only = headers_only.with_token_headers(brought_token, token_issued);
-                    crate::http::apply(&headers_only, response.headers_mut());
-                }
-                return Ok(response);
-            }
-            // Cookie sessions finish synchronously. A store's commit is boxed: held inline,
-            // its state made every request's future 2,960 bytes (680 without it), allocated
-            // past the allocator's small-size cache and copied on every request.
-            let committed = match layer.store {
-                None => handle.finish(now),
-                Some(_) => Box::pin(handle.commit(now)).await,
-            };
-            match committed {
-                Ok(decision) => crate::http::apply(&decision, response.headers_mut()),
-                // Someone finished it already: nothing to do.
-                Err(SessionError::Finished) => {}
-                Err(error @ SessionError::Stored(StoreError::Unavailable(_))) => {
-                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
-                    response = store_unavailable().map(ResBody::from);
-                }
-                // Other requests kept changing the record for every retry: contention, not
-                // a fault, so the client is told to try again shortly.
-                Err(error @ SessionError::Stored(StoreError::Conflict)) => {
-                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
-                    response = store_busy().map(ResBody::from);
-                }
-                Err(error) => {
-                    crate::diagnostics::save_failed(layer.sessions.name(), &error);
-                    response = layer.failure_response(&error).map(ResBody::from);
+            let server_error = response.status().is_server_error();
+            match layer.settings.end(&handle, server_error, now).await {
+                End::Apply(decision) => crate::http::apply(&decision, response.headers_mut()),
+                End::Leave => {}
+                End::Replace(failure) => {
+                    response = layer.failure_response(&failure).map(ResBody::from);
                 }
             }
             Ok(response)
@@ -388,8 +347,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = self.inner.layer.sessions.config();
-        let (Some(name), true) = (config.token.clone(), is_form(&request)) else {
+        let config = self.inner.layer.settings.sessions.config();
+        let content_type = request.headers().get(::http::header::CONTENT_TYPE);
+        let is_form = is_form(content_type.map(::http::HeaderValue::as_bytes));
+        let (Some(name), true) = (config.token.clone(), is_form) else {
             return self.inner.call(request);
         };
         let limit = config.max_form;
@@ -399,7 +360,10 @@ where
         Box::pin(async move {
             // A form larger than the token's bound is the handler's (a note, an upload as
             // a form): handed on unread when its length is declared.
-            if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
+            let length = request.headers().get(::http::header::CONTENT_LENGTH);
+            if declared_length(length.map(::http::HeaderValue::as_bytes))
+                .is_some_and(|n| n > limit as u64)
+            {
                 return inner.call(request).await;
             }
             let (mut parts, body) = request.into_parts();
@@ -428,30 +392,7 @@ where
     }
 }
 
-/// Whether the request carries an `application/x-www-form-urlencoded` body.
-fn is_form<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-/// The most of a form body without a `Content-Length` that the layer reads to hand it on
-/// whole (axum's default body limit): 2 MiB. A form with a declared length over
-/// [`with_max_form_size`](crate::SessionConfig::with_max_form_size) is never read.
-pub const MAX_CHUNKED_FORM: usize = 2 * 1024 * 1024;
-
-fn declared_length(headers: &::http::HeaderMap) -> Option<u64> {
-    headers
-        .get(::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
+pub use crate::adapters::lifecycle::MAX_CHUNKED_FORM;
 
 /// The whole body, and whether it is at most `limit` bytes (the token is looked for only
 /// then). A longer one is read on, whole, to be handed on: `413` past
@@ -491,43 +432,15 @@ fn plain(status: StatusCode) -> Response<String> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Degrade;
 
-/// `503 Service Unavailable` with `Retry-After`, for a session store that is down: nothing
-/// is written and the visitor's cookie is not touched, so the session is there again when
-/// the store is.
-pub(crate) fn store_unavailable() -> Response<String> {
-    let mut response =
-        Response::new("the session store is unavailable; try again shortly\n".to_owned());
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    response.headers_mut().insert(
-        ::http::header::RETRY_AFTER,
-        ::http::HeaderValue::from_static("5"),
-    );
-    response
-}
-
-/// `503 Service Unavailable` with `Retry-After: 1`, for a write that lost to concurrent
-/// writes of the same session through every retry: nothing of it was stored, and the
-/// cookie is not touched.
-fn store_busy() -> Response<String> {
-    let mut response = Response::new(
-        "the session was changed by other requests while this one saved; try again\n".to_owned(),
-    );
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    response.headers_mut().insert(
-        ::http::header::RETRY_AFTER,
-        ::http::HeaderValue::from_static("1"),
-    );
-    response
-}
-
 /// The axum extractor (the `axum` feature): a handler takes a [`SessionHandle`] argument.
 #[cfg(feature = "axum")]
 mod axum_extractor {
     use axum_core::extract::FromRequestParts;
     use axum_core::response::{IntoResponse, Response};
-    use http::StatusCode;
     use http::request::Parts;
+    use http::{HeaderValue, StatusCode, header};
 
+    use crate::adapters::lifecycle::{HANDLER_ERROR, STORE_UNAVAILABLE, SessionRejection};
     use crate::server::handle::SessionHandle;
     use crate::session::error::SessionError;
 
@@ -540,35 +453,10 @@ mod axum_extractor {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
-            let handle = parts
-                .extensions
-                .get::<SessionHandle>()
-                .cloned()
-                .ok_or(SessionRejection::MissingLayer)?;
-            let loaded = if parts.extensions.get::<super::Degrade>().is_some() {
-                handle.load_or_degrade().await.map(|_| ())
-            } else {
-                handle.load().await
-            };
-            match loaded {
-                Ok(()) => Ok(handle),
-                Err(error) => {
-                    crate::diagnostics::handler_error(&error);
-                    Err(SessionRejection::StoreUnavailable)
-                }
-            }
+            let handle = parts.extensions.get::<SessionHandle>().cloned();
+            let degrade = parts.extensions.get::<super::Degrade>().is_some();
+            crate::adapters::lifecycle::extract(handle, degrade).await
         }
-    }
-
-    /// Why a handler could not get its session.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    #[non_exhaustive]
-    pub enum SessionRejection {
-        /// The route has no [`SessionLayer`](super::SessionLayer): a `500`.
-        MissingLayer,
-        /// The session store did not answer: a `503` with `Retry-After`; the visitor's
-        /// cookie is not touched.
-        StoreUnavailable,
     }
 
     impl IntoResponse for SessionRejection {
@@ -579,7 +467,12 @@ mod axum_extractor {
                     "SessionLayer is not installed on this route",
                 )
                     .into_response(),
-                Self::StoreUnavailable => super::store_unavailable().into_response(),
+                Self::StoreUnavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                    STORE_UNAVAILABLE,
+                )
+                    .into_response(),
             }
         }
     }
@@ -589,14 +482,11 @@ mod axum_extractor {
     impl IntoResponse for SessionError {
         fn into_response(self) -> Response {
             crate::diagnostics::handler_error(&self);
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the session could not be used\n",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, HANDLER_ERROR).into_response()
         }
     }
 }
 
+/// Why a handler could not get its session (the axum extractor's rejection).
 #[cfg(feature = "axum")]
-pub use axum_extractor::SessionRejection;
+pub use crate::adapters::lifecycle::SessionRejection;

@@ -276,7 +276,7 @@ impl Session {
 
     /// The decoded session, decoding it on first use.
     /// Whether anything looked at the session (so the response varies on the cookie).
-    #[cfg(feature = "tower")]
+    #[cfg(any(feature = "tower", feature = "actix"))]
     pub(crate) fn accessed(&self) -> bool {
         self.state.get().is_some()
     }
