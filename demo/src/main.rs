@@ -1,4 +1,6 @@
-//! A small axum site that keeps its visitors' sessions in encrypted cookies.
+//! A small site that keeps its visitors' sessions in encrypted cookies, served by axum or
+//! (`FRAMEWORK=actix`, built with `--features actix`) by actix-web: the same pages and the
+//! same sessions, so instances of both can serve one visitor.
 //!
 //! Run with `cargo run -p cookie-session-demo` (from the repository root) and open the
 //! printed URL. `PORT` sets the port (default 3000; 0 picks a free one),
@@ -19,26 +21,21 @@
 //! stores a note, `GET /me` shows the session as JSON (read-only: never sends a cookie),
 //! `POST /logout` deletes the session, `GET /health` never touches it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::Form;
-use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::{get, post};
 use cookie_session::store::{
     DynStore, FileStore, MemcachedStore, MemoryStore, SessionStore, SqliteStore, Sweeper,
 };
 use cookie_session::time::OffsetDateTime;
-use cookie_session::tower::SessionLayer;
-use cookie_session::{
-    Key, KeyRing, Mode, Persistence, SessionConfig, SessionError, SessionHandle, TouchPolicy,
-};
-use serde::Deserialize;
-use serde_json::json;
-use std::sync::Arc;
+use cookie_session::{Key, KeyRing, Mode, SessionConfig, TouchPolicy};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[cfg(feature = "actix")]
+mod actix_app;
+mod axum_app;
+mod site;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = match std::env::var("COOKIE_SESSION_KEY") {
         Ok(text) => Key::parse(&text)?,
         Err(_) => {
@@ -70,32 +67,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("NOTE: a cookie session may be split across up to {cookies} cookies.");
     }
 
-    let layer = SessionLayer::new(sessions);
     let store = std::env::var("SESSION_STORE").unwrap_or_else(|_| "cookie".to_owned());
-    let layer = match store_of(&store).await? {
-        None => layer,
-        Some(store) => layer.with_store(store),
-    };
-    eprintln!("NOTE: sessions are kept in: {store}");
-
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/login", post(login))
-        .route("/note", post(note))
-        .route("/me", get(me))
-        .route("/logout", post(logout))
-        .route("/health", get(health))
-        .route("/plain", get(plain).post(plain_note))
-        .layer(layer.with_form_bodies());
-
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}/", listener.local_addr()?);
-    axum::serve(listener, app).await?;
-    Ok(())
+    let framework = std::env::var("FRAMEWORK").unwrap_or_else(|_| "axum".to_owned());
+    match framework.as_str() {
+        "axum" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let layer = cookie_session::tower::SessionLayer::new(sessions);
+                let layer = match stored(&store).await? {
+                    None => layer,
+                    Some(store) => layer.with_store(store),
+                };
+                axum_app::serve(layer, port).await
+            }),
+        #[cfg(feature = "actix")]
+        "actix" => actix_web::rt::System::new().block_on(async {
+            let middleware = cookie_session::actix::SessionMiddleware::new(sessions);
+            let middleware = match stored(&store).await? {
+                None => middleware,
+                Some(store) => middleware.with_store(store),
+            };
+            Ok(actix_app::serve(middleware, port).await?)
+        }),
+        other => Err(format!(
+            "FRAMEWORK={other:?}: use axum, or actix (built with `--features actix`)"
+        )
+        .into()),
+    }
+}
+
+/// The store `SESSION_STORE` names, announced.
+async fn stored(name: &str) -> Result<Option<Arc<dyn DynStore>>, Box<dyn std::error::Error>> {
+    let store = store_of(name).await?;
+    eprintln!("NOTE: sessions are kept in: {name}");
+    Ok(store)
 }
 
 /// The store `SESSION_STORE` names (`None`: sessions in the cookie). Stores that do not
@@ -135,162 +145,9 @@ fn swept<S: SessionStore>(store: S) -> Arc<dyn DynStore> {
     store
 }
 
-/// Session errors become a 500 through `?` (`SessionError` is an axum `IntoResponse`).
-type Handled = Result<Response, SessionError>;
-
 /// Expired server-side sessions are removed every minute; failures are logged and retried.
 fn sweeper() -> Sweeper {
     Sweeper::new()
         .with_interval(Duration::from_secs(60))
         .on_error(|error| eprintln!("session sweep failed: {error}"))
-}
-
-async fn index(session: SessionHandle) -> Handled {
-    // A change that replays: server-side, visits of several tabs (or instances) at once
-    // are all counted.
-    session.update_or_default("count", |n: &mut u64| *n += 1)?;
-    let count = session.get::<u64>("count")?.unwrap_or_default();
-    let user = session.get::<String>("user")?;
-    let note = last_note(&session)?.unwrap_or_default();
-    let flashes: String = session
-        .take_flashes()?
-        .iter()
-        .map(|f| format!("<p class=flash>{}</p>", escape(&f.message)))
-        .collect();
-    let greeting = match &user {
-        Some(user) => format!("Logged in as <b>{}</b>.", escape(user)),
-        None => "Not logged in.".to_owned(),
-    };
-    Ok(Html(format!(
-        "<!doctype html><title>cookie-session demo</title>\
-         <h1>cookie-session demo</h1>{flashes}\
-         <p id=count>Visits in this session: {count}</p><p>{greeting}</p><p>Note: {note}</p>\
-         <form method=post action=/login><input name=user placeholder=name>\
-         <label><input type=checkbox name=remember value=1> remember me</label><button id=login>Log in</button></form>\
-         <form method=post action=/note><input name=text placeholder=note><button id=save>Save note</button></form>\
-         <form method=post action=/logout><button id=logout>Log out</button></form>\
-         <p><a href=/me>/me</a> (read-only) &middot; <a href=/health>/health</a> (no session)</p>",
-        note = escape(&note),
-    ))
-    .into_response())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    user: String,
-    remember: Option<String>,
-}
-
-async fn login(session: SessionHandle, Form(form): Form<LoginForm>) -> Handled {
-    // One consistent change: a new id at login (against fixation), then the user.
-    session.with(|s| -> Result<(), SessionError> {
-        s.regenerate()?;
-        s.insert("user", &form.user)?;
-        if form.remember.is_some() {
-            s.set_persistence(Persistence::Persistent); // "remember me": survives a browser restart
-        }
-        s.flash("info", &format!("Welcome, {}.", form.user))
-    })??;
-    Ok(page(&format!("Logged in as {}.", escape(&form.user))))
-}
-
-#[derive(Deserialize)]
-struct NoteForm {
-    text: String,
-}
-
-async fn note(session: SessionHandle, Form(form): Form<NoteForm>) -> Handled {
-    let bytes = form.text.len();
-    add_note(&session, form.text)?;
-    Ok(page(&format!("Saved a note of {bytes} bytes.")))
-}
-
-/// The newest notes kept, in bytes (the newest is always kept, whatever its size).
-const NOTES_KEPT: usize = 2048;
-
-/// Appends `text` to the session's notes with a change that replays: server-side, notes
-/// saved from two tabs at once are both kept. Older notes go once the newest fill
-/// [`NOTES_KEPT`]. (The closure may run again on a newer session: it only changes the list.)
-fn add_note(session: &SessionHandle, text: String) -> Result<(), SessionError> {
-    session.update_or_default("notes", move |notes: &mut Vec<String>| {
-        notes.push(text.clone());
-        let mut total = 0;
-        let keep = notes
-            .iter()
-            .rev()
-            .take_while(|note| {
-                total += note.len();
-                total <= NOTES_KEPT
-            })
-            .count()
-            .max(1);
-        notes.drain(..notes.len() - keep);
-    })
-}
-
-fn last_note(session: &SessionHandle) -> Result<Option<String>, SessionError> {
-    Ok(session
-        .get::<Vec<String>>("notes")?
-        .and_then(|mut notes| notes.pop()))
-}
-
-async fn me(session: SessionHandle) -> Handled {
-    let notes = session.get::<Vec<String>>("notes")?.unwrap_or_default();
-    Ok(Json(json!({
-        "user": session.get::<String>("user")?,
-        "note": notes.last(),
-        "notes": notes.len(),
-        "count": session.get::<u64>("count")?,
-    }))
-    .into_response())
-}
-
-async fn logout(session: SessionHandle) -> Handled {
-    session.delete()?;
-    Ok(page("Logged out."))
-}
-
-/// A page for visitors whose browsers keep no cookies: every link and form carries the
-/// session in `tg_visit` (which the layer removes before the handler sees the request).
-async fn plain(session: SessionHandle) -> Handled {
-    session.update_or_default("plain_count", |n: &mut u64| *n += 1)?;
-    let count = session.get::<u64>("plain_count")?.unwrap_or_default();
-    plain_page(&session, count)
-}
-
-#[derive(Deserialize)]
-struct PlainNote {
-    text: String,
-}
-
-async fn plain_note(session: SessionHandle, Form(form): Form<PlainNote>) -> Handled {
-    add_note(&session, form.text)?;
-    let count = session.get::<u64>("plain_count")?.unwrap_or(0);
-    plain_page(&session, count)
-}
-
-fn plain_page(session: &SessionHandle, count: u64) -> Handled {
-    let note = last_note(session)?.unwrap_or_default();
-    // After the changes: the token carries the session as it is now.
-    let token = session.token()?.unwrap_or_default();
-    Ok(Html(format!(
-        "<!doctype html><title>cookie-session demo, no cookies</title>         <h1>Without cookies</h1><p id=count>Visits through these links: {count}</p>         <p id=note>Note: {note}</p>         <p><a id=next href=\"/plain?tg_visit={token}\">Next page</a></p>         <form method=post action=/plain><input type=hidden name=tg_visit value=\"{token}\">         <input name=text placeholder=note><button id=save>Save note</button></form>",
-        note = escape(&note),
-    ))
-    .into_response())
-}
-
-async fn health() -> &'static str {
-    "ok"
-}
-
-fn page(message: &str) -> Response {
-    Html(format!("<!doctype html><title>cookie-session demo</title><p id=message>{message}</p><p><a href=/>Back</a></p>")).into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

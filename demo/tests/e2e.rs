@@ -1,5 +1,7 @@
 //! End to end: the demo server (`src/main.rs`, built by `cargo test`) on an ephemeral
-//! loopback port, driven by a real HTTP client; `Set-Cookie` presence and absence per route.
+//! loopback port, driven by a real HTTP client; `Set-Cookie` presence and absence per route,
+//! under axum and (built with the demo's `actix` feature, as `--all-features` does) under
+//! actix-web, and a fleet of both.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -19,20 +21,35 @@ impl Drop for Demo {
     }
 }
 
-fn start_demo() -> Demo {
-    start_demo_with("cookie")
+/// The frameworks this build of the demo serves.
+fn frameworks() -> Vec<&'static str> {
+    let mut frameworks = vec!["axum"];
+    if cfg!(feature = "actix") {
+        frameworks.push("actix");
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "under CI=true the demo is tested under actix-web too: build it with --all-features"
+        );
+    } else {
+        eprintln!("!!!!! SKIPPED: the demo under actix-web (build with --features actix) !!!!!");
+    }
+    frameworks
 }
 
-/// The demo with `SESSION_STORE` set to `store`.
-fn start_demo_with(store: &str) -> Demo {
-    start_instance(store, None)
+/// The demo under `framework` with `SESSION_STORE` set to `store`.
+fn start_demo_with(framework: &str, store: &str) -> Demo {
+    start_instance(framework, store, None)
 }
 
-/// The demo on `store`, with `key` (several instances of one app share it) or a random one.
-fn start_instance(store: &str, key: Option<&str>) -> Demo {
+/// The demo under `framework` on `store`, with `key` (several instances of one app share it)
+/// or a random one.
+fn start_instance(framework: &str, store: &str, key: Option<&str>) -> Demo {
     let demo = env!("CARGO_BIN_EXE_cookie-session-demo");
     let mut command = Command::new(demo);
-    command.env("PORT", "0").env("SESSION_STORE", store);
+    command
+        .env("PORT", "0")
+        .env("SESSION_STORE", store)
+        .env("FRAMEWORK", framework);
     match key {
         Some(key) => command.env("COOKIE_SESSION_KEY", key),
         None => command.env_remove("COOKIE_SESSION_KEY"),
@@ -115,7 +132,13 @@ fn pair(set_cookie: &str) -> String {
 
 #[test]
 fn every_route_sends_exactly_the_headers_it_should() {
-    let demo = start_demo();
+    for framework in frameworks() {
+        every_route_under(framework);
+    }
+}
+
+fn every_route_under(framework: &str) {
+    let demo = start_demo_with(framework, "cookie");
     let agent: Agent = Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -275,8 +298,11 @@ fn server_side_modes_store_big_sessions_and_make_logout_final() {
             }
         }
     }
-    for store in stores.iter().map(String::as_str) {
-        let demo = start_demo_with(store);
+    for (framework, store) in frameworks()
+        .into_iter()
+        .flat_map(|f| stores.iter().map(move |s| (f, s.as_str())))
+    {
+        let demo = start_demo_with(framework, store);
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -334,9 +360,11 @@ fn concurrent_visits_through_two_instances_are_all_counted() {
     std::fs::create_dir_all(&dir).unwrap();
     let store = format!("sqlite:{}", dir.join("sessions.db").display());
     let key = "0ChbDyo9IwCbdf3RWkgNkTS-AhoKm8qleYSXYGCX9CE";
+    // A fleet of both frameworks where the build has both.
+    let second = frameworks().last().copied().unwrap();
     let instances = [
-        start_instance(&store, Some(key)),
-        start_instance(&store, Some(key)),
+        start_instance("axum", &store, Some(key)),
+        start_instance(second, &store, Some(key)),
     ];
     let agent: Agent = Agent::config_builder()
         .http_status_as_error(false)
@@ -376,5 +404,76 @@ fn concurrent_visits_through_two_instances_are_all_counted() {
         );
     }
     drop(instances);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A fleet of one axum and one actix instance with one key, in cookie mode and on SQLite: a
+/// login through either is seen through both, and a logout through either ends it on both.
+#[test]
+fn one_fleet_of_axum_and_actix_shares_logins_and_logouts() {
+    if !frameworks().contains(&"actix") {
+        return;
+    }
+    let dir =
+        std::env::temp_dir().join(format!("cookie-session-demo-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = "0ChbDyo9IwCbdf3RWkgNkTS-AhoKm8qleYSXYGCX9CE";
+    let agent: Agent = Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let sqlite = format!("sqlite:{}", dir.join("sessions.db").display());
+    for store in ["cookie", sqlite.as_str()] {
+        let fleet = [
+            start_instance("axum", store, Some(key)),
+            start_instance("actix", store, Some(key)),
+        ];
+        for (login_on, logout_on) in [(0, 1), (1, 0), (0, 0), (1, 1)] {
+            let r = send(
+                &agent,
+                "POST",
+                &format!("{}login", fleet[login_on].url),
+                None,
+                &[("user", "ada")],
+            );
+            let cookie = pair(&r.set_cookie.expect("login sets the cookie"));
+            for instance in &fleet {
+                let r = send(
+                    &agent,
+                    "GET",
+                    &format!("{}me", instance.url),
+                    Some(&cookie),
+                    &[],
+                );
+                assert!(
+                    r.body.contains("\"user\":\"ada\""),
+                    "{store}: logged in on {login_on}: {}",
+                    r.body
+                );
+            }
+            let r = send(
+                &agent,
+                "POST",
+                &format!("{}logout", fleet[logout_on].url),
+                Some(&cookie),
+                &[],
+            );
+            assert!(r.set_cookie.unwrap().contains("Max-Age=0"), "{store}");
+            if store != "cookie" {
+                // Server-side, the old cookie finds nothing on either instance.
+                for instance in &fleet {
+                    let r = send(
+                        &agent,
+                        "GET",
+                        &format!("{}me", instance.url),
+                        Some(&cookie),
+                        &[],
+                    );
+                    assert!(r.body.contains("\"user\":null"), "{store}: {}", r.body);
+                }
+            }
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
