@@ -16,29 +16,33 @@ if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; t
 fi
 chromium --version
 
-cargo build --quiet -p cookie-session-demo
+# Both frameworks: the same browser test against the axum and the actix-web build.
+cargo build --quiet -p cookie-session-demo --features actix
 store_dir=$(mktemp -d)
 demo_pid=
 demo_out=$(mktemp)
 trap 'kill "$demo_pid" 2> /dev/null || true; rm -rf "$demo_out" "$store_dir"' EXIT
 
 # Runs the browser test against the demo with SESSION_STORE=$1, in mode $2, with sessions
-# split across up to $3 cookies (default 1).
+# split across up to $3 cookies (default 1), under $FRAMEWORK.
 run_against() {
   : > "$demo_out"
-  SESSION_STORE="$1" SESSION_COOKIES="${3:-1}" PORT=0 ./target/debug/cookie-session-demo > "$demo_out" 2> /dev/null &
+  SESSION_STORE="$1" SESSION_COOKIES="${3:-1}" PORT=0 FRAMEWORK="$FRAMEWORK" ./target/debug/cookie-session-demo > "$demo_out" 2> /dev/null &
   demo_pid=$!
   for _ in $(seq 50); do grep -q listening "$demo_out" && break; sleep 0.1; done
   url=$(sed -n 's/^listening on //p' "$demo_out")
   [ -n "$url" ] || { echo "the demo did not start (SESSION_STORE=$1)"; exit 1; }
-  echo "-- SESSION_STORE=$1 SESSION_COOKIES=${3:-1}"
+  echo "-- FRAMEWORK=$FRAMEWORK SESSION_STORE=$1 SESSION_COOKIES=${3:-1}"
   python3 tests/browser/browser_test.py "$url" "$2"
   kill "$demo_pid"
   wait "$demo_pid" 2> /dev/null || true
 }
 
-run_against cookie cookie
-run_against cookie chunked 4
-run_against cookie no-cookies
-run_against "sqlite:$store_dir/sessions.db" server-side
-run_against "sqlite:$store_dir/sessions.db" no-cookies
+for FRAMEWORK in axum actix; do
+  rm -f "$store_dir/sessions.db"
+  run_against cookie cookie
+  run_against cookie chunked 4
+  run_against cookie no-cookies
+  run_against "sqlite:$store_dir/sessions.db" server-side
+  run_against "sqlite:$store_dir/sessions.db" no-cookies
+done
