@@ -756,3 +756,57 @@ async fn futures_join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F:
     .await;
     done.into_iter().map(Option::unwrap).collect()
 }
+
+/// The application's own answer to a session that cannot be saved, in each framework's
+/// response type: it replaces the handler's response whole, without `Set-Cookie`.
+#[test]
+fn the_applications_save_failure_response_replaces_the_handlers() {
+    actix_web::rt::System::new().block_on(async {
+        let axum_site: Site = {
+            let layer = SessionLayer::new(sessions_of(&Setup::default())).with_save_failure(|_| {
+                let mut response = axum::http::Response::new("basket full".to_owned());
+                *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+                response
+            });
+            let router = axum::Router::new()
+                .route("/big", axum::routing::get(big))
+                .layer(layer);
+            Box::new(move |req: Req| {
+                let router = router.clone();
+                Box::pin(async move {
+                    let request = axum::http::Request::get(&req.uri)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    let response = router.oneshot(request).await.unwrap();
+                    let status = response.status().as_u16();
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+                        .collect();
+                    let body = http_body_util::BodyExt::collect(response.into_body())
+                        .await
+                        .unwrap()
+                        .to_bytes();
+                    Reply {
+                        status,
+                        headers,
+                        body: String::from_utf8(body.to_vec()).unwrap(),
+                    }
+                })
+            })
+        };
+        let middleware = SessionMiddleware::new(sessions_of(&Setup::default()))
+            .with_save_failure(|_| actix_web::HttpResponse::PayloadTooLarge().body("basket full"));
+        let actix_site: Site = boxed_actix!(
+            actix_web::App::new()
+                .wrap(middleware)
+                .route("/big", web::get().to(big))
+        );
+        for site in [axum_site, actix_site] {
+            let reply = site(get("/big")).await;
+            assert_eq!((reply.status, reply.body.as_str()), (413, "basket full"));
+            assert!(reply.all("set-cookie").is_empty());
+        }
+    });
+}

@@ -10,13 +10,16 @@
 # median), and req/s relative to tower-sessions within each round (median, and the lowest
 # and highest round); and the server's own CPU time per request from its clock ticks, user
 # space (where a session layer runs) and kernel (the sockets: most of it, and the noisiest
-# part on a shared virtual machine), medians. Run from anywhere: `bash bench/http-peers/run.sh`; needs wrk
+# part on a shared virtual machine), medians. Then, for this crate's actix-web middleware, a
+# second table next to actix-session (ours-actix-signed : actix-signed, ours-actix-encrypted
+# : actix-private, ours-actix-redis : actix-redis), ratios taken within each round. The Redis
+# rows read REDIS_URL (default redis://127.0.0.1:6379/). Run from anywhere: `bash bench/http-peers/run.sh`; needs wrk
 # (Debian: wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 duration="${DURATION:-5}"
 rounds="${ROUNDS:-3}"
-impls=(${IMPLS:-bare ours-signed ours-encrypted ours-memory ours-sqlite tower-sessions actix-signed actix-private axum-extra-signed axum-extra-private})
+impls=(${IMPLS:-bare ours-signed ours-encrypted ours-memory ours-sqlite tower-sessions actix-signed actix-private axum-extra-signed axum-extra-private ours-actix-signed ours-actix-encrypted ours-actix-redis actix-redis})
 payloads=(${PAYLOADS:-small medium})
 port=3998
 hz=$(getconf CLK_TCK)
@@ -105,4 +108,18 @@ for key in order:
     failed = f" ({errors} failed)" if errors else ""
     print(f"| {size} | {imp} | {route} | {statistics.median(r[0] for r in rounds.values()):,.0f}"
           f"{failed} | {median[1]} / {median[2]} | {over} | {ratio} | {cpu} | {user_over} |")
+peers = {"ours-actix-signed": "actix-signed", "ours-actix-encrypted": "actix-private",
+         "ours-actix-redis": "actix-redis"}
+pairs = [(key, (key[0], peers[key[1]], key[2])) for key in order
+         if key[1] in peers and (key[0], peers[key[1]], key[2]) in rows]
+if pairs:
+    print()
+    print("| payload | route | ours (actix-web) | actix-session | ours req/s | theirs req/s "
+          "| ours / theirs (median, lowest-highest round) |")
+    print("|---|---|---|---|---:|---:|---|")
+    for ours, theirs in pairs:
+        ratios = per_round(ours, lambda a, b: a[0] / b[0])(theirs)
+        med = lambda k: statistics.median(r[0] for r in rows[k].values())
+        print(f"| {ours[0]} | {ours[2]} | {ours[1]} | {theirs[1]} | {med(ours):,.0f} | {med(theirs):,.0f} "
+              f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
 EOF

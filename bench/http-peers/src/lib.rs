@@ -210,32 +210,42 @@ pub mod jar {
     }
 }
 
-/// actix-web with actix-session's cookie store, one worker.
+/// actix-web with actix-session's cookie or Redis store, and with this crate's middleware,
+/// one worker each.
 pub mod actix {
     use actix_session::config::CookieContentSecurity;
-    use actix_session::storage::CookieSessionStore;
+    use actix_session::storage::{CookieSessionStore, RedisSessionStore};
     use actix_session::{Session, SessionMiddleware};
     use actix_web::cookie::Key;
     use actix_web::{App, HttpServer, web};
+    use cookie_session::{KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
 
-    pub fn serve(private: bool, data: super::Payload, port: u16) -> std::io::Result<()> {
+    fn redis_url() -> String {
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+    }
+
+    /// actix-session: `store` is `signed`, `private` or `redis`.
+    pub fn serve(store: &str, data: super::Payload, port: u16) -> std::io::Result<()> {
         let key = Key::generate();
-        let security = if private {
-            CookieContentSecurity::Private
-        } else {
-            CookieContentSecurity::Signed
-        };
+        let store = store.to_owned();
         actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let data = data.clone();
-                App::new()
-                    .wrap(
-                        SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                            .cookie_secure(false)
-                            .cookie_content_security(security)
-                            .build(),
-                    )
-                    .route(
+            let redis = match store.as_str() {
+                "redis" => Some(
+                    RedisSessionStore::new(redis_url())
+                        .await
+                        .expect("Redis answers"),
+                ),
+                _ => None,
+            };
+            let security = if store == "private" {
+                CookieContentSecurity::Private
+            } else {
+                CookieContentSecurity::Signed
+            };
+            macro_rules! routes {
+                ($app:expr, $data:expr) => {{
+                    let data = $data;
+                    $app.route(
                         "/login",
                         web::get().to(move |s: Session| {
                             let data = data.clone();
@@ -263,6 +273,108 @@ pub mod actix {
                             let n = super::next_note();
                             s.insert("note", n).expect("writes");
                             n.to_string()
+                        }),
+                    )
+                }};
+            }
+            // The two stores are different types: one server each.
+            match redis {
+                Some(redis) => {
+                    let server = HttpServer::new(move || {
+                        routes!(
+                            App::new().wrap(
+                                SessionMiddleware::builder(redis.clone(), key.clone())
+                                    .cookie_secure(false)
+                                    .build(),
+                            ),
+                            data.clone()
+                        )
+                    })
+                    .workers(1)
+                    .bind(("127.0.0.1", port))?;
+                    println!("listening");
+                    server.run().await
+                }
+                None => {
+                    let server = HttpServer::new(move || {
+                        routes!(
+                            App::new().wrap(
+                                SessionMiddleware::builder(
+                                    CookieSessionStore::default(),
+                                    key.clone(),
+                                )
+                                .cookie_secure(false)
+                                .cookie_content_security(security)
+                                .build(),
+                            ),
+                            data.clone()
+                        )
+                    })
+                    .workers(1)
+                    .bind(("127.0.0.1", port))?;
+                    println!("listening");
+                    server.run().await
+                }
+            }
+        })
+    }
+
+    /// This crate's actix-web middleware: `ours` is `signed`, `encrypted` or `redis`.
+    pub fn serve_ours(ours: &str, data: super::Payload, port: u16) -> std::io::Result<()> {
+        let mode = if ours == "encrypted" {
+            Mode::Encrypted
+        } else {
+            Mode::Signed
+        };
+        let sessions = SessionConfig::new(
+            mode,
+            KeyRing::new(cookie_session::Key::generate().expect("a key")),
+        )
+        .with_name("session")
+        .with_insecure_http_for_local_development()
+        .build()
+        .expect("a configuration");
+        let ours = ours.to_owned();
+        actix_web::rt::System::new().block_on(async move {
+            let middleware = cookie_session::actix::SessionMiddleware::new(sessions);
+            let middleware = match ours.as_str() {
+                "redis" => middleware.with_store(
+                    cookie_session::store::RedisStore::connect(&redis_url())
+                        .await
+                        .expect("Redis answers"),
+                ),
+                _ => middleware,
+            };
+            let server = HttpServer::new(move || {
+                let data = data.clone();
+                App::new()
+                    .wrap(middleware.clone())
+                    .route(
+                        "/login",
+                        web::get().to(move |s: SessionHandle| {
+                            let data = data.clone();
+                            async move {
+                                for (k, v) in &data {
+                                    s.insert(k, v)?;
+                                }
+                                Ok::<_, SessionError>("ok")
+                            }
+                        }),
+                    )
+                    .route(
+                        "/me",
+                        web::get().to(|s: SessionHandle| async move {
+                            Ok::<_, SessionError>(
+                                s.get::<u64>("user_id")?.unwrap_or(0).to_string(),
+                            )
+                        }),
+                    )
+                    .route(
+                        "/note",
+                        web::post().to(|s: SessionHandle| async move {
+                            let n = super::next_note();
+                            s.insert("note", &n)?;
+                            Ok::<_, SessionError>(n.to_string())
                         }),
                     )
             })

@@ -5,7 +5,10 @@
 //! counter, so every write is a real change). IMPL is `bare` (no session at all),
 //! `ours-signed`, `ours-encrypted`, `ours-memory`, `ours-sqlite` (this crate's layer, in a
 //! cookie or server-side), `tower-sessions` (its `MemoryStore`), `actix-signed`,
-//! `actix-private` (actix-session's cookie store), `axum-extra-signed` and
+//! `actix-private`, `actix-redis` (actix-session's cookie and Redis stores),
+//! `ours-actix-signed`, `ours-actix-encrypted`, `ours-actix-redis` (this crate's actix-web
+//! middleware, the last on `RedisStore`; both Redis rows read `REDIS_URL`),
+//! `axum-extra-signed` and
 //! `axum-extra-private` (the session as a JSON map in one `SignedCookieJar` /
 //! `PrivateCookieJar` cookie). `run.sh` drives it.
 
@@ -19,8 +22,12 @@ fn main() {
     };
     let port: u16 = port.parse().expect("a port");
     let data = payload(size);
-    if let Some(security) = imp.strip_prefix("actix-") {
-        actix::serve(security == "private", data, port).expect("actix serves");
+    if let Some(ours) = imp.strip_prefix("ours-actix-") {
+        actix::serve_ours(ours, data, port).expect("actix serves");
+        return;
+    }
+    if let Some(store) = imp.strip_prefix("actix-") {
+        actix::serve(store, data, port).expect("actix serves");
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
