@@ -220,3 +220,91 @@ fn memcached_store_under_64_concurrent_writers() {
     services::with_memcached(async { stress_networked(services::memcached_store().await).await })
         .unwrap();
 }
+
+/// Counts loads and saves; each save takes 2 ms, as over a network, so that concurrent
+/// commits queue for their turn.
+#[derive(Default)]
+struct Slow {
+    loads: std::sync::atomic::AtomicUsize,
+    saves: std::sync::atomic::AtomicUsize,
+}
+
+impl common::Hook for Slow {
+    fn before(&self, op: &'static str) -> Result<(), cookie_session::store::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        match op {
+            "load" => drop(self.loads.fetch_add(1, SeqCst)),
+            "save" => {
+                self.saves.fetch_add(1, SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Sixteen requests of one session, all loaded before any commits, commit at once through
+/// one store handle: each commit takes its turn and builds on the record the one before it
+/// wrote, so every request costs one load and one save (no save that fails on an old
+/// version, no reload), and no update is lost.
+#[test]
+fn contended_commits_build_on_the_turn_before_without_a_reload() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const WRITERS: usize = 16;
+    let hooked = Arc::new(common::Hooked::<Slow>::default());
+    let store: Arc<dyn DynStore> = hooked.clone();
+    let sessions = sessions();
+    let first = SessionHandle::server_side(sessions.load_server_side([], at(T0)), store.clone());
+    block_on(first.load()).unwrap();
+    first.insert("user", "ada").unwrap();
+    let CookieAction::Set(header) = block_on(first.commit(at(T0))).unwrap().cookie else {
+        panic!("a new session sets a cookie")
+    };
+    let cookie = header.split(';').next().unwrap().to_owned();
+    let (loads, saves) = (
+        hooked.hook.loads.load(SeqCst),
+        hooked.hook.saves.load(SeqCst),
+    );
+
+    let loaded = Arc::new(Barrier::new(WRITERS));
+    std::thread::scope(|scope| {
+        for task in 0..WRITERS {
+            let (sessions, store, cookie, loaded) = (&sessions, &store, &cookie, loaded.clone());
+            scope.spawn(move || {
+                let handle = SessionHandle::server_side(
+                    sessions.load_server_side([cookie.as_bytes()], at(T0 + 1)),
+                    store.clone(),
+                );
+                block_on(handle.load()).unwrap();
+                handle
+                    .update_or_default("count", |n: &mut u64| *n += 1)
+                    .unwrap();
+                handle.insert(&format!("task-{task:02}"), &task).unwrap();
+                loaded.wait();
+                block_on(handle.commit(at(T0 + 1))).unwrap();
+            });
+        }
+    });
+    assert_eq!(
+        hooked.hook.loads.load(SeqCst) - loads,
+        WRITERS,
+        "a reload happened"
+    );
+    assert_eq!(
+        hooked.hook.saves.load(SeqCst) - saves,
+        WRITERS,
+        "a save failed"
+    );
+    let session = sessions.load_server_side([cookie.as_bytes()], at(T0 + 2));
+    let record = block_on(store.load(&session.store_key().unwrap(), at(T0 + 2)))
+        .unwrap()
+        .unwrap();
+    let data: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&record.data).unwrap();
+    assert_eq!(data["count"], WRITERS as u64);
+    for task in 0..WRITERS {
+        assert_eq!(data[&format!("task-{task:02}")], task);
+    }
+    assert_eq!(record.version.0, 1 + WRITERS as u64);
+}

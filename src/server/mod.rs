@@ -273,15 +273,29 @@ async fn commit_session<S: DynStore + ?Sized>(
         let saving = view.stamp.is_some() && !view.data.is_empty() && view.data.changed();
         record(&session).filter(|_| saving)
     };
-    let _turn = match saves {
+    let mut turn = match saves {
         Some(stored) => Some(crate::server::turns::take(store, stored.key).await),
         None => None,
     };
+    // The commit before this one's turn wrote a newer version than this request loaded:
+    // rebase onto it now (its save would only conflict and reload it).
+    if let (Some(stored), Some(last)) = (saves, turn.as_ref().and_then(|t| t.last()))
+        && last.version > stored.version
+    {
+        let last = last.clone();
+        rebase(&mut session, stored.key, last)?;
+    }
     let mut attempts = 0;
     loop {
         let (ops, action) = plan(&mut session, now)?;
+        let saved = turn.as_ref().and_then(|_| saved_data(&ops));
         match run(&mut session, store, ops, now).await {
-            Ok(()) => return Ok(Decision::accessed(action, Vec::new())),
+            Ok(()) => {
+                if let Some(turn) = turn.as_mut() {
+                    turn.leave(handed_on(&session, saves.map(|s| s.key), saved));
+                }
+                return Ok(Decision::accessed(action, Vec::new()));
+            }
             Err(StoreError::Conflict) if attempts < MAX_RETRIES => {
                 attempts += 1;
                 let Some(stored) = record(&session) else {
@@ -306,6 +320,23 @@ async fn commit_session<S: DynStore + ?Sized>(
             Err(error) => return Err(SessionError::Stored(error)),
         }
     }
+}
+
+/// The data a commit's operations save, if they save (kept for the next turn).
+fn saved_data(ops: &[Op]) -> Option<Vec<u8>> {
+    ops.iter().rev().find_map(|op| match op {
+        Op::Save { data, .. } => Some(data.clone()),
+        _ => None,
+    })
+}
+
+/// The record the next commit of `key` may build on: the one this commit saved, if it is
+/// still under `key` (not deleted, not moved to a new id).
+fn handed_on(session: &Session, key: Option<StoreKey>, saved: Option<Vec<u8>>) -> Option<Record> {
+    let stored = record(session)?;
+    (Some(stored.key) == key)
+        .then(|| saved.map(|data| Record::new(data, stored.expires, stored.version)))
+        .flatten()
 }
 
 /// The end of a request served read-only while the store was down: nothing is written and
