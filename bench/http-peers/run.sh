@@ -13,12 +13,15 @@
 # part on a shared virtual machine), medians. Then, for this crate's actix-web middleware, a
 # second table next to actix-session (ours-actix-signed : actix-signed, ours-actix-encrypted
 # : actix-private, ours-actix-redis : actix-redis), ratios taken within each round. The Redis
-# rows read REDIS_URL (default redis://127.0.0.1:6379/). Run from anywhere: `bash bench/http-peers/run.sh`; needs wrk
+# rows read REDIS_URL (default redis://127.0.0.1:6379/). SESSIONS=N (default 1) spreads the
+# requests over N visitors' sessions (each request the next cookie, in turn) instead of one
+# visitor's 16 parallel requests. Run from anywhere: `bash bench/http-peers/run.sh`; needs wrk
 # (Debian: wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 duration="${DURATION:-5}"
 rounds="${ROUNDS:-3}"
+sessions="${SESSIONS:-1}"
 impls=(${IMPLS:-bare ours-signed ours-encrypted ours-memory ours-sqlite tower-sessions actix-signed actix-private axum-extra-signed axum-extra-private ours-actix-signed ours-actix-encrypted ours-actix-redis actix-redis})
 payloads=(${PAYLOADS:-small medium})
 port=3998
@@ -28,8 +31,9 @@ cargo build --quiet --release
 server=target/release/cookie-session-bench-http
 post=$(mktemp --suffix=.lua)
 results=$(mktemp --suffix=.tsv)
+rotate=$(mktemp)
 pid=
-trap 'rm -f "$post" "$results"; [ -n "$pid" ] && kill "$pid" 2> /dev/null || true' EXIT
+trap 'rm -f "$post" "$results" "$rotate" "$rotate.lua"; [ -n "$pid" ] && kill "$pid" 2> /dev/null || true' EXIT
 echo 'wrk.method = "POST"' > "$post"
 
 for round in $(seq "$rounds"); do
@@ -41,13 +45,30 @@ for round in $(seq "$rounds"); do
       taskset -c 0 "$server" "$imp" "$size" "$port" > /dev/null 2>&1 &
       pid=$!
       for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/login" && break; sleep 0.05; done
-      # Every cookie the login sets, as a browser would send them back.
-      cookie=$(curl -s -i "http://127.0.0.1:$port/login" | tr -d '\r' \
-        | { grep -i '^set-cookie:' || true; } | sed 's/^[^:]*: //; s/;.*//' | paste -sd ';' | sed 's/;/; /g')
+      # Every cookie the login sets, as a browser would send them back; with SESSIONS=N,
+      # N visitors' sessions, and wrk sends each request with the next one in turn.
+      login() {
+        curl -s -i "http://127.0.0.1:$port/login" | tr -d '\r' \
+          | { grep -i '^set-cookie:' || true; } | sed 's/^[^:]*: //; s/;.*//' | paste -sd ';' | sed 's/;/; /g'
+      }
+      cookie=$(login)
+      if [ "$sessions" -gt 1 ]; then
+        { printf 'cookies = {'
+          for _ in $(seq "$sessions"); do printf '"%s",' "$(login)"; done
+          printf '}\ni = 0\nrequest = function()\n  i = i %% #cookies + 1\n'
+          printf '  return wrk.format(wrk.method, nil, {Cookie = cookies[i]})\nend\n'
+        } > "$rotate"
+      fi
       for route in /me /note; do
         args=(-t1 -c16 -d"${duration}s" --latency)
-        [ -n "$cookie" ] && args+=(-H "Cookie: $cookie")
-        [ "$route" = /note ] && args+=(-s "$post")
+        if [ "$sessions" -gt 1 ]; then
+          # The method goes in through the script: one script, both routes.
+          sed "1i wrk.method = \"$([ "$route" = /note ] && echo POST || echo GET)\"" "$rotate" > "$rotate.lua"
+          args+=(-s "$rotate.lua")
+        else
+          [ -n "$cookie" ] && args+=(-H "Cookie: $cookie")
+          [ "$route" = /note ] && args+=(-s "$post")
+        fi
         read -r user0 system0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
         out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port$route")
         read -r user1 system1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
