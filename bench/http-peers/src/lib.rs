@@ -364,9 +364,7 @@ pub mod actix {
                     .route(
                         "/me",
                         web::get().to(|s: SessionHandle| async move {
-                            Ok::<_, SessionError>(
-                                s.get::<u64>("user_id")?.unwrap_or(0).to_string(),
-                            )
+                            Ok::<_, SessionError>(s.get::<u64>("user_id")?.unwrap_or(0).to_string())
                         }),
                     )
                     .route(
