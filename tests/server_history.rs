@@ -106,6 +106,23 @@ fn redis_two_connections() {
     .unwrap();
 }
 
+#[cfg(feature = "redis")]
+#[test]
+fn redis_cluster_two_connections() {
+    services::with_redis_cluster(async {
+        let (a, b) = (
+            services::redis_cluster_store().await,
+            services::redis_cluster_store().await,
+        );
+        kept_the_promise(
+            Checker::new(TASKS).run(Arc::new(a), Arc::new(b)).await,
+            "redis cluster",
+        );
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn memcached_two_pools() {
     services::with_memcached(async {

@@ -214,6 +214,15 @@ fn redis_store_under_64_concurrent_writers() {
     services::with_redis(async { stress_networked(services::redis_store().await).await }).unwrap();
 }
 
+#[cfg(feature = "redis")]
+#[test]
+fn redis_cluster_store_under_64_concurrent_writers() {
+    services::with_redis_cluster(async {
+        stress_networked(services::redis_cluster_store().await).await
+    })
+    .unwrap();
+}
+
 #[cfg(feature = "memcached")]
 #[test]
 fn memcached_store_under_64_concurrent_writers() {

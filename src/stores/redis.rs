@@ -28,7 +28,13 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 ///   operation is bounded by a timeout (default 5 s), after which it is
 ///   [`StoreError::Unavailable`].
 ///
-/// Redis Cluster is not supported (a rename touches two keys).
+/// **Redis or Valkey Cluster** ([`connect_cluster`](Self::connect_cluster)): every key of
+/// the store carries one hash tag (the prefix is `{cookie-session}:`), so every script,
+/// the rename and the user index included, runs within one slot and keeps every promise
+/// above; a master's replica takes over when it fails (requests in the gap get
+/// [`StoreError::Unavailable`], a `503`). The store's sessions then live on one shard:
+/// the cluster gives failover, not yet the spreading of one application's sessions
+/// over several masters (SECURITY.md says what a failover can lose).
 ///
 /// ```no_run
 /// use cookie_session::store::RedisStore;
@@ -38,7 +44,7 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: Arc<str>,
     max_record: usize,
     timeout: Duration,
@@ -51,6 +57,45 @@ impl std::fmt::Debug for RedisStore {
             .field("max_record", &self.max_record)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// One server through a reconnecting manager, or a cluster through redis-rs's cluster
+/// client (which follows slot moves and failovers).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -167,10 +212,11 @@ static SET_USER: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// `ARGV`: user, now. The keys of the user's live records.
+/// `KEYS[1]`: the user's set (so that a cluster routes the script to its slot); `ARGV`:
+/// user, now. The keys of the user's live records.
 static SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
     script(
-        r"local set = P .. ARGV[1]
+        r"local set = KEYS[1]
         redis.call('ZREMRANGEBYSCORE', set, '-inf', ARGV[2])
         local live = {}
         for _, member in ipairs(redis.call('ZRANGE', set, 0, -1)) do
@@ -183,11 +229,11 @@ static SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// `ARGV`: user, the key to keep ('' for none), now. The keys of the live records it
-/// deleted.
+/// `KEYS[1]`: the user's set; `ARGV`: user, the key to keep ('' for none), now. The keys
+/// of the live records it deleted.
 static DELETE_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
     script(
-        r"local set = P .. ARGV[1]
+        r"local set = KEYS[1]
         local deleted = {}
         for _, member in ipairs(redis.call('ZRANGE', set, 0, -1)) do
             if member ~= ARGV[2] then
@@ -226,18 +272,61 @@ impl RedisStore {
                 .map_err(|_| StoreError::Unavailable("Redis did not answer within 5 s".into()))?
                 .map_err(unavailable)?;
         Ok(Self {
-            connection,
+            connection: Connection::Single(connection),
             prefix: Arc::from("cookie-session:"),
             max_record: 1 << 20,
             timeout,
         })
     }
 
+    /// Connects to a Redis or Valkey Cluster through any of its nodes (`urls`, e.g.
+    /// `["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]`), with keys under
+    /// `{cookie-session}:` (one hash tag: see the type's documentation).
+    ///
+    /// ```no_run
+    /// use cookie_session::store::RedisStore;
+    /// # async fn example() -> Result<(), cookie_session::store::StoreError> {
+    /// let store = RedisStore::connect_cluster(&["redis://127.0.0.1:7000"]).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if a URL does not parse or no node answers now.
+    pub async fn connect_cluster(urls: &[&str]) -> Result<Self, StoreError> {
+        let timeout = Duration::from_secs(5);
+        let client = redis::cluster::ClusterClient::builder(urls.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            // A failover's gap is answered with a 503 now, not waited out here.
+            .retries(2)
+            .build()
+            .map_err(unavailable)?;
+        let connection = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("no Redis Cluster node answered within 5 s".into())
+            })?
+            .map_err(unavailable)?;
+        Ok(Self {
+            connection: Connection::Cluster(connection),
+            prefix: Arc::from("{cookie-session}:"),
+            max_record: 1 << 20,
+            timeout,
+        })
+    }
+
     /// Keys under `prefix` instead of `cookie-session:` (for several applications, or
-    /// tests, on one server).
+    /// tests, on one server). On a cluster the prefix is made a hash tag (`{prefix}`)
+    /// unless it already holds one, so that every key of the store stays in one slot.
     #[must_use]
     pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = Arc::from(prefix);
+        let tagged = prefix
+            .split_once('{')
+            .is_some_and(|(_, rest)| rest.split_once('}').is_some_and(|(tag, _)| !tag.is_empty()));
+        self.prefix = match self.connection {
+            Connection::Cluster(_) if !tagged => Arc::from(format!("{{{prefix}}}")),
+            _ => Arc::from(prefix),
+        };
         self
     }
 
@@ -284,7 +373,7 @@ impl RedisStore {
 
     /// Runs `op` on a handle to the shared connection, or fails with `Unavailable` once
     /// the timeout has passed.
-    async fn bounded<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    async fn bounded<T, F>(&self, op: impl FnOnce(Connection) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
@@ -486,7 +575,9 @@ impl SessionStore for RedisStore {
         let members: Vec<String> = self
             .invoke({
                 let mut call = SESSIONS_OF.prepare_invoke();
-                call.arg(user).arg(now.unix_timestamp());
+                call.key(format!("{}{user}", self.users()))
+                    .arg(user)
+                    .arg(now.unix_timestamp());
                 call
             })
             .await?;
@@ -500,11 +591,15 @@ impl SessionStore for RedisStore {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
         let except = except.map(|k| self.key(k)).unwrap_or_default();
+        let set = format!("{}{user}", self.users());
         async move {
             let members: Vec<String> = self
                 .invoke({
                     let mut call = DELETE_SESSIONS_OF.prepare_invoke();
-                    call.arg(user).arg(&except).arg(now.unix_timestamp());
+                    call.key(&set)
+                        .arg(user)
+                        .arg(&except)
+                        .arg(now.unix_timestamp());
                     call
                 })
                 .await?;

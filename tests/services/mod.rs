@@ -161,6 +161,58 @@ async fn clear_prefix(url: &str, prefix: &str) {
     }
 }
 
+/// The cluster's node URLs from `REDIS_CLUSTER_URL` (comma-separated), or a loud skip.
+pub fn cluster_urls() -> Option<Vec<String>> {
+    url("REDIS_CLUSTER_URL").map(|urls| urls.split(',').map(str::to_owned).collect())
+}
+
+/// Runs `check` against the Redis Cluster under a fresh key prefix (cleared afterwards),
+/// or skips.
+pub fn with_redis_cluster<E>(check: impl Future<Output = Result<(), E>>) -> Result<(), E> {
+    let Some(urls) = cluster_urls() else {
+        return Ok(());
+    };
+    let prefix = format!("{}:", unique_name("cs_test"));
+    NAME.with(|n| *n.borrow_mut() = prefix.clone());
+    let rt = runtime();
+    let result = rt.block_on(check);
+    rt.block_on(clear_cluster_prefix(&urls, &prefix));
+    result
+}
+
+/// A cluster store under this check's key prefix (see [`with_redis_cluster`]).
+#[cfg(feature = "redis")]
+pub async fn redis_cluster_store() -> cookie_session::store::RedisStore {
+    let urls = cluster_urls().unwrap();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    cookie_session::store::RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap()
+        .with_prefix(&current_name())
+}
+
+#[cfg(feature = "redis")]
+async fn clear_cluster_prefix(urls: &[String], prefix: &str) {
+    let client = redis::cluster::ClusterClient::new(urls.iter().map(String::as_str)).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    // The store made the prefix a hash tag: every key is in one slot, on one master.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in keys {
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn clear_cluster_prefix(_: &[String], _: &str) {}
+
 /// Runs `check` against memcached under a fresh key prefix, or skips. (Its items expire by
 /// themselves; the test's are removed by the checks or expire.)
 pub fn with_memcached<E>(check: impl Future<Output = Result<(), E>>) -> Result<(), E> {
