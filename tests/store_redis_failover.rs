@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 use cookie_session::store::{RedisStore, SessionStore, StoreError, StoreKey, Version};
 use cookie_session::time::OffsetDateTime;
 
-/// The cluster's own directory and first port (beside the shared one on 7000-7005).
-const PORT: u16 = 7100;
-
 struct Cluster(std::path::PathBuf);
 
 impl Drop for Cluster {
@@ -35,6 +32,7 @@ fn script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/redis-cluster.sh")
 }
 
+/// A cluster of this test's own on `port`..`port + 5` (beside the shared one on 7000-7005).
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .arg("-p")
@@ -45,9 +43,9 @@ fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `(port, master's node id or "-")` of every node, once every master has a replica.
-fn nodes() -> Vec<(u16, String, String)> {
-    cli(PORT, &["cluster", "nodes"])
+/// `(port, id, master's node id or "-")` of every node.
+fn nodes(port: u16) -> Vec<(u16, String, String)> {
+    cli(port, &["cluster", "nodes"])
         .lines()
         .map(|line| {
             let f: Vec<&str> = line.split(' ').collect();
@@ -59,6 +57,19 @@ fn nodes() -> Vec<(u16, String, String)> {
 
 #[test]
 fn a_master_failing_gives_unavailable_then_the_replica_serves() {
+    failover(7100, None);
+}
+
+/// The same with each write waiting for a replica's acknowledgement (Redis `WAIT`).
+#[test]
+fn with_replica_acknowledgement_a_failover_loses_no_acknowledged_write() {
+    let lost = failover(7110, Some((1, Duration::from_millis(500))));
+    assert_eq!(lost, Some(0), "a write a replica acknowledged was lost");
+}
+
+/// Runs the failover on a cluster of its own at `port`; the acknowledged writes lost
+/// (`None` when skipped).
+fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> {
     if Command::new("redis-server")
         .arg("--version")
         .output()
@@ -69,15 +80,18 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
             "redis-server is needed under CI=true"
         );
         eprintln!("!!!!! SKIPPED: redis-server is not installed; the failover test needs it !!!!!");
-        return;
+        return None;
     }
-    let dir = std::env::temp_dir().join(format!("cookie-session-failover-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "cookie-session-failover-{}-{port}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new("bash")
         .arg(script())
         .arg("start")
         .arg(&dir)
-        .arg(PORT.to_string())
+        .arg(port.to_string())
         .output()
         .unwrap();
     let cluster = Cluster(dir.clone());
@@ -90,7 +104,7 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
     let urls: Vec<&str> = urls.trim().split(',').collect();
     // Every master has its replica before the test begins.
     let started = Instant::now();
-    while nodes()
+    while nodes(port)
         .iter()
         .filter(|(_, _, master)| master != "-")
         .count()
@@ -104,23 +118,26 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
     }
 
     let rt = services::runtime();
-    rt.block_on(async {
-        let store = RedisStore::connect_cluster(&urls)
+    let lost = rt.block_on(async {
+        let mut store = RedisStore::connect_cluster(&urls)
             .await
             .unwrap()
             .with_timeout(Duration::from_secs(2));
+        if let Some((replicas, wait)) = acknowledgement {
+            store = store.with_replica_acknowledgement(replicas, wait);
+        }
         let key = StoreKey::from_bytes([9; 32]);
         let now = || OffsetDateTime::now_utc();
         let expires = now() + cookie_session::time::Duration::hours(1);
         let mut version = store.create(&key, b"0", expires, now()).await.unwrap();
 
         // The master serving the store's slot, and its pid.
-        let slot: u16 = cli(PORT, &["cluster", "keyslot", "{cookie-session}:x"])
+        let slot: u16 = cli(port, &["cluster", "keyslot", "{cookie-session}:x"])
             .trim()
             .parse()
             .unwrap();
         // `cluster nodes`: the master whose slot ranges (fields 9..) hold the slot.
-        let master = cli(PORT, &["cluster", "nodes"])
+        let master = cli(port, &["cluster", "nodes"])
             .lines()
             .find(|line| {
                 let f: Vec<&str> = line.split(' ').collect();
@@ -141,6 +158,7 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
         let mut gap_errors = 0usize;
         let mut killed_at = None;
         let mut resumed_after = None;
+        let mut restarted = None;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             if killed_at.is_none() && acknowledged == 50 {
@@ -150,6 +168,21 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
                     .status()
                     .unwrap();
                 killed_at = Some(Instant::now());
+            }
+            // The operator restarts the dead node; it rejoins as the new master's replica
+            // (until then, writes that wait for a replica cannot be acknowledged).
+            if restarted.is_none()
+                && killed_at.is_some_and(|at| at.elapsed() > Duration::from_secs(8))
+            {
+                let status = Command::new("bash")
+                    .arg(script())
+                    .arg("node")
+                    .arg(&dir)
+                    .arg(&master)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                restarted = Some(());
             }
             let data = (acknowledged + 1).to_string();
             match store
@@ -184,13 +217,15 @@ fn a_master_failing_gives_unavailable_then_the_replica_serves() {
         let stored: u64 = String::from_utf8(record.data).unwrap().parse().unwrap();
         let lost = acknowledged - stored.min(acknowledged);
         eprintln!(
-            "failover: service resumed {:.1} s after the master died; {gap_errors} operations \
+            "failover (replica acknowledgement {acknowledgement:?}): service resumed {:.1} s after the master died; {gap_errors} operations \
              failed as Unavailable in the gap; {lost} acknowledged writes lost; version {:?}",
             resumed.as_secs_f64(),
             record.version
         );
         assert!(gap_errors > 0, "the gap was seen");
         assert!(record.version >= Version::FIRST);
+        lost
     });
     drop(cluster);
+    Some(lost)
 }

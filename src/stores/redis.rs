@@ -48,6 +48,8 @@ pub struct RedisStore {
     prefix: Arc<str>,
     max_record: usize,
     timeout: Duration,
+    /// Wait for this many replicas to acknowledge each write, at most this long.
+    acknowledgement: Option<(u32, Duration)>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -56,6 +58,7 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("max_record", &self.max_record)
             .field("timeout", &self.timeout)
+            .field("acknowledgement", &self.acknowledgement)
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +279,7 @@ impl RedisStore {
             prefix: Arc::from("cookie-session:"),
             max_record: 1 << 20,
             timeout,
+            acknowledgement: None,
         })
     }
 
@@ -312,6 +316,7 @@ impl RedisStore {
             prefix: Arc::from("{cookie-session}:"),
             max_record: 1 << 20,
             timeout,
+            acknowledgement: None,
         })
     }
 
@@ -334,6 +339,18 @@ impl RedisStore {
     #[must_use]
     pub const fn with_max_record_size(mut self, bytes: usize) -> Self {
         self.max_record = bytes;
+        self
+    }
+
+    /// Waits after each write until `replicas` replicas have acknowledged it (Redis
+    /// `WAIT`), at most `wait`; fewer in time is [`StoreError::Unavailable`] (a `503`).
+    /// The write itself has happened then on the master and is not undone: the visitor's
+    /// retry sees it. This narrows what a failover can lose (SECURITY.md) at the cost of
+    /// one more round trip per write, and of the replica's lag in each write's latency.
+    /// Off by default.
+    #[must_use]
+    pub const fn with_replica_acknowledgement(mut self, replicas: u32, wait: Duration) -> Self {
+        self.acknowledgement = Some((replicas, wait));
         self
     }
 
@@ -362,13 +379,53 @@ impl RedisStore {
 
     /// Runs a script (with the user index's prefix as its last argument), bounded as
     /// [`bounded`](Self::bounded).
+    /// With [`with_replica_acknowledgement`](Self::with_replica_acknowledgement), then
+    /// waits for the replicas of the master that holds `route`.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
+        route: &str,
         mut call: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         call.arg(self.users());
-        self.bounded(|mut c| async move { call.invoke_async(&mut c).await })
-            .await
+        let result = self
+            .bounded(|mut c| async move { call.invoke_async(&mut c).await })
+            .await?;
+        if let Some((replicas, wait)) = self.acknowledgement {
+            self.wait(route, replicas, wait).await?;
+        }
+        Ok(result)
+    }
+
+    /// `WAIT replicas wait` on the master that holds `route` (on a cluster, routed to it).
+    async fn wait(&self, route: &str, replicas: u32, wait: Duration) -> Result<(), StoreError> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas)
+            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        let route = route.to_owned();
+        let acknowledged: i64 = self
+            .bounded(|c| async move {
+                match c {
+                    Connection::Single(mut c) => cmd.query_async(&mut c).await,
+                    Connection::Cluster(mut c) => {
+                        let at = Route::with_key(route.as_bytes(), SlotAddr::Master);
+                        let routing =
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
+                        let value = c.route_command(cmd, routing).await?;
+                        Ok(redis::from_redis_value(value)?)
+                    }
+                }
+            })
+            .await?;
+        if acknowledged < i64::from(replicas) {
+            return Err(StoreError::Unavailable(
+                format!(
+                    "the write reached {acknowledged} of {replicas} replicas within {wait:?} (it is on the master)"
+                )
+                .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `op` on a handle to the shared connection, or fails with `Unavailable` once
@@ -428,7 +485,7 @@ impl SessionStore for RedisStore {
         async move {
             checked?;
             let created: i64 = self
-                .invoke({
+                .invoke(&key, {
                     let mut call = CREATE.prepare_invoke();
                     call.key(&key)
                         .arg(data)
@@ -458,7 +515,7 @@ impl SessionStore for RedisStore {
         async move {
             checked?;
             let saved: i64 = self
-                .invoke({
+                .invoke(&key, {
                     let mut call = SAVE.prepare_invoke();
                     call.key(&key)
                         .arg(expected.0)
@@ -485,7 +542,7 @@ impl SessionStore for RedisStore {
         let key = self.key(key);
         async move {
             let live: i64 = self
-                .invoke({
+                .invoke(&key, {
                     let mut call = TOUCH.prepare_invoke();
                     call.key(&key)
                         .arg(expires.unix_timestamp())
@@ -510,7 +567,7 @@ impl SessionStore for RedisStore {
         let (from, to) = (self.key(from), self.key(to));
         async move {
             let moved: i64 = self
-                .invoke({
+                .invoke(&from, {
                     let mut call = RENAME.prepare_invoke();
                     call.key(&from).key(&to).arg(now.unix_timestamp());
                     call
@@ -532,7 +589,7 @@ impl SessionStore for RedisStore {
         let key = self.key(key);
         async move {
             let live: i64 = self
-                .invoke({
+                .invoke(&key, {
                     let mut call = DELETE.prepare_invoke();
                     call.key(&key).arg(now.unix_timestamp());
                     call
@@ -553,7 +610,7 @@ impl SessionStore for RedisStore {
         async move {
             checked?;
             let linked: i64 = self
-                .invoke({
+                .invoke(&key, {
                     let mut call = SET_USER.prepare_invoke();
                     call.key(&key).arg(user).arg(now.unix_timestamp());
                     call
@@ -572,12 +629,11 @@ impl SessionStore for RedisStore {
         user: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<StoreKey>, StoreError> {
+        let set = format!("{}{user}", self.users());
         let members: Vec<String> = self
-            .invoke({
+            .invoke(&set, {
                 let mut call = SESSIONS_OF.prepare_invoke();
-                call.key(format!("{}{user}", self.users()))
-                    .arg(user)
-                    .arg(now.unix_timestamp());
+                call.key(&set).arg(user).arg(now.unix_timestamp());
                 call
             })
             .await?;
@@ -594,7 +650,7 @@ impl SessionStore for RedisStore {
         let set = format!("{}{user}", self.users());
         async move {
             let members: Vec<String> = self
-                .invoke({
+                .invoke(&set, {
                     let mut call = DELETE_SESSIONS_OF.prepare_invoke();
                     call.key(&set)
                         .arg(user)

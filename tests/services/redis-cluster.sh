@@ -2,25 +2,31 @@
 # A local Redis Cluster for the tests: three masters and three replicas on loopback.
 #   redis-cluster.sh start DIR PORT   six nodes on PORT..PORT+5, data and pid files in DIR;
 #                                     prints the URL list for REDIS_CLUSTER_URL
+#   redis-cluster.sh node DIR PORT    starts (again) the node on PORT, e.g. after it was
+#                                     killed: it rejoins the cluster, as a replica if its
+#                                     master role was taken over meanwhile
 #   redis-cluster.sh stop DIR         stops every node started in DIR
 # Nodes keep nothing on disk that outlives DIR; a node notices a dead peer after 2 s
 # (cluster-node-timeout), and a replica takes over a stopped master within a few seconds
 # however long ago it last heard from it (cluster-replica-validity-factor 0: test data).
 set -euo pipefail
 command=$1 dir=$2
+node() {
+  redis-server --port "$1" --bind 127.0.0.1 --daemonize yes \
+    --cluster-enabled yes --cluster-config-file "$dir/nodes-$1.conf" \
+    --cluster-node-timeout 2000 --cluster-replica-validity-factor 0 \
+    --appendonly no --save '' \
+    --dir "$dir" --pidfile "$dir/redis-$1.pid" --logfile "$dir/redis-$1.log"
+}
 case "$command" in
+  node) node "$3" ;;
   start)
     port=$3
     mkdir -p "$dir"
     nodes=()
     for i in 0 1 2 3 4 5; do
-      p=$((port + i))
-      redis-server --port "$p" --bind 127.0.0.1 --daemonize yes \
-        --cluster-enabled yes --cluster-config-file "$dir/nodes-$p.conf" \
-        --cluster-node-timeout 2000 --cluster-replica-validity-factor 0 \
-        --appendonly no --save '' \
-        --dir "$dir" --pidfile "$dir/redis-$p.pid" --logfile "$dir/redis-$p.log"
-      nodes+=("127.0.0.1:$p")
+      node $((port + i))
+      nodes+=("127.0.0.1:$((port + i))")
     done
     for p in $(seq "$port" $((port + 5))); do
       for _ in $(seq 50); do redis-cli -p "$p" ping > /dev/null 2>&1 && break; sleep 0.1; done
@@ -49,5 +55,5 @@ case "$command" in
       [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2> /dev/null || true
     done
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR"; exit 2 ;;
+  *) echo "usage: $0 start DIR PORT | node DIR PORT | stop DIR"; exit 2 ;;
 esac
