@@ -179,5 +179,37 @@ pub async fn apps(
     };
     apps.push(("tower-sessions-redis", theirs(store), calls));
 
+    // On a Redis Cluster too, where `REDIS_CLUSTER_URL` names its nodes (comma-separated).
+    if let Ok(urls) = std::env::var("REDIS_CLUSTER_URL") {
+        let nodes: Vec<&str> = urls.split(',').collect();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let store = RedisStore::connect_cluster(&nodes)
+            .await
+            .unwrap()
+            .with_prefix("cookie-session-bench:");
+        let store = Counted {
+            inner: store,
+            calls: calls.clone(),
+        };
+        apps.push(("ours-redis-cluster", ours(Arc::new(store)), calls));
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        // fred's cluster URL: the first node, the others as `node=` parameters.
+        let first = nodes[0].trim_start_matches("redis://");
+        let others: Vec<String> = nodes[1..]
+            .iter()
+            .map(|n| format!("node={}", n.trim_start_matches("redis://")))
+            .collect();
+        let url = format!("redis-cluster://{first}?{}", others.join("&"));
+        let pool = Pool::new(Config::from_url(&url).unwrap(), None, None, None, 4).unwrap();
+        pool.init().await.unwrap();
+        let store = tower_sessions_redis_store::RedisStore::new(pool);
+        let store = TheirsCounted {
+            inner: store,
+            calls: calls.clone(),
+        };
+        apps.push(("tower-sessions-redis-cluster", theirs(store), calls));
+    }
+
     apps
 }
