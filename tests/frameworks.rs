@@ -810,3 +810,45 @@ fn the_applications_save_failure_response_replaces_the_handlers() {
         }
     });
 }
+
+/// Counts the store's writes (every operation but a load).
+#[derive(Default)]
+struct Writes(std::sync::atomic::AtomicUsize);
+
+impl Hook for Writes {
+    fn before(&self, op: &'static str) -> Result<(), StoreError> {
+        if op != "load" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Server-side, a request that only reads the session writes nothing to the store and sends
+/// no cookie, in either framework; one that changes it writes once.
+#[test]
+fn a_read_only_request_writes_nothing_to_the_store() {
+    each(async |framework| {
+        let store = Arc::new(Hooked::<Writes>::default());
+        let setup = Setup {
+            store: Some(store.clone() as _),
+            ..Setup::default()
+        };
+        let site = site(framework, &setup).await;
+        let mut jar = Jar::default();
+        jar.send(&site, get("/login")).await;
+        let writes = || store.hook.0.load(Ordering::SeqCst);
+        let before = writes();
+        for _ in 0..3 {
+            let reply = jar.send(&site, get("/me")).await;
+            assert_eq!(reply.body, "Some(\"ada\")", "{framework:?}");
+            assert!(reply.all("set-cookie").is_empty(), "{framework:?}");
+        }
+        assert_eq!(writes(), before, "{framework:?}: a read wrote to the store");
+        jar.send(&site, get("/write")).await;
+        assert_eq!(writes(), before + 1, "{framework:?}: one change, one write");
+        // An untouched request does not even read.
+        site(get("/untouched")).await;
+        assert_eq!(writes(), before + 1, "{framework:?}");
+    });
+}
