@@ -260,6 +260,11 @@ fn axum_site(setup: &Setup) -> Site {
         }
         router.layer(layer.with_form_bodies())
     };
+    boxed_axum(router)
+}
+
+/// An axum router, boxed as a [`Site`].
+fn boxed_axum(router: axum::Router) -> Site {
     Box::new(move |req: Req| {
         let router = router.clone();
         Box::pin(async move {
@@ -771,30 +776,7 @@ fn the_applications_save_failure_response_replaces_the_handlers() {
             let router = axum::Router::new()
                 .route("/big", axum::routing::get(big))
                 .layer(layer);
-            Box::new(move |req: Req| {
-                let router = router.clone();
-                Box::pin(async move {
-                    let request = axum::http::Request::get(&req.uri)
-                        .body(axum::body::Body::empty())
-                        .unwrap();
-                    let response = router.oneshot(request).await.unwrap();
-                    let status = response.status().as_u16();
-                    let headers = response
-                        .headers()
-                        .iter()
-                        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
-                        .collect();
-                    let body = http_body_util::BodyExt::collect(response.into_body())
-                        .await
-                        .unwrap()
-                        .to_bytes();
-                    Reply {
-                        status,
-                        headers,
-                        body: String::from_utf8(body.to_vec()).unwrap(),
-                    }
-                })
-            })
+            boxed_axum(router)
         };
         let middleware = SessionMiddleware::new(sessions_of(&Setup::default()))
             .with_save_failure(|_| actix_web::HttpResponse::PayloadTooLarge().body("basket full"));
