@@ -12,8 +12,11 @@
 # space (where a session layer runs) and kernel (the sockets: most of it, and the noisiest
 # part on a shared virtual machine), medians. Then, for this crate's actix-web middleware, a
 # second table next to actix-session (ours-actix-signed : actix-signed, ours-actix-encrypted
-# : actix-private, ours-actix-redis : actix-redis), ratios taken within each round. The Redis
-# rows read REDIS_URL (default redis://127.0.0.1:6379/). SESSIONS=N (default 1) spreads the
+# : actix-private, ours-actix-redis : actix-redis) and for our axum layer on Redis next to
+# tower-sessions' Redis store (ours-redis : tower-sessions-redis, ours-redis-cluster :
+# tower-sessions-redis-cluster), ratios taken within each round. The Redis rows read
+# REDIS_URL (default redis://127.0.0.1:6379/), the cluster rows REDIS_CLUSTER_URL (default
+# redis://127.0.0.1:7000, the cluster tests/services/redis-cluster.sh starts). SESSIONS=N (default 1) spreads the
 # requests over N visitors' sessions (each request the next cookie, in turn) instead of one
 # visitor's 16 parallel requests. Run from anywhere: `bash bench/http-peers/run.sh`; needs wrk
 # (Debian: wrk) and python3.
@@ -130,12 +133,13 @@ for key in order:
     print(f"| {size} | {imp} | {route} | {statistics.median(r[0] for r in rounds.values()):,.0f}"
           f"{failed} | {median[1]} / {median[2]} | {over} | {ratio} | {cpu} | {user_over} |")
 peers = {"ours-actix-signed": "actix-signed", "ours-actix-encrypted": "actix-private",
-         "ours-actix-redis": "actix-redis"}
+         "ours-actix-redis": "actix-redis", "ours-redis": "tower-sessions-redis",
+         "ours-redis-cluster": "tower-sessions-redis-cluster"}
 pairs = [(key, (key[0], peers[key[1]], key[2])) for key in order
          if key[1] in peers and (key[0], peers[key[1]], key[2]) in rows]
 if pairs:
     print()
-    print("| payload | route | ours (actix-web) | actix-session | ours req/s | theirs req/s "
+    print("| payload | route | ours | peer | ours req/s | theirs req/s "
           "| ours / theirs (median, lowest-highest round) |")
     print("|---|---|---|---|---:|---:|---|")
     for ours, theirs in pairs:

@@ -267,11 +267,7 @@ impl BeakerFormat {
         let mut mac = <Hmac<Sha1> as hmac::KeyInit>::new_from_slice(&self.validate_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(signed_part.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        base16ct::lower::encode_string(&mac.finalize().into_bytes())
     }
 
     /// PBKDF2-HMAC-SHA1(encrypt_key, validate_key || nonce text, 1 iteration, 32 bytes).
@@ -393,7 +389,7 @@ impl BeakerCookie {
         let now = unix_f64(now);
         Self {
             data,
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            id: base16ct::lower::encode_string(&id),
             creation_time: now,
             accessed_time: now,
             domain: None,

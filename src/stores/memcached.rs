@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
+use super::deadline::Deadlines;
 use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size, datetime};
 
 /// Sessions in memcached (feature `memcached`), shared by every instance of an
@@ -46,7 +47,7 @@ pub struct MemcachedStore {
     inner: Arc<Inner>,
     prefix: Arc<str>,
     max_record: usize,
-    timeout: Duration,
+    deadlines: Arc<Deadlines>,
 }
 
 struct Inner {
@@ -257,7 +258,7 @@ impl MemcachedStore {
             }),
             prefix: Arc::from("cookie-session:"),
             max_record: 512 * 1024,
-            timeout: Duration::from_secs(5),
+            deadlines: Arc::new(Deadlines::new(Duration::from_secs(5))),
         }
     }
 
@@ -280,8 +281,8 @@ impl MemcachedStore {
     /// How long one operation may take before it is [`StoreError::Unavailable`].
     /// Default 5 s.
     #[must_use]
-    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.deadlines = Arc::new(Deadlines::new(timeout));
         self
     }
 
@@ -345,14 +346,12 @@ impl MemcachedStore {
             result
         };
         // A timed-out operation's connection is dropped with its future.
-        tokio::time::timeout(self.timeout, run)
-            .await
-            .unwrap_or_else(|_| {
-                Err(unavailable(format!(
-                    "memcached did not answer within {:?}",
-                    self.timeout
-                )))
-            })
+        self.deadlines.bound(run).await.unwrap_or_else(|| {
+            Err(unavailable(format!(
+                "memcached did not answer within {:?}",
+                self.deadlines.timeout()
+            )))
+        })
     }
 
     async fn connect(&self) -> Result<Connection, StoreError> {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+#[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
+mod deadline;
 #[cfg(feature = "files")]
 mod files;
 #[cfg(feature = "memcached")]
@@ -89,7 +91,8 @@ impl StoreKey {
 impl fmt::Display for StoreKey {
     /// 64 lowercase hex digits: the form text-keyed backends store.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let mut hex = [0u8; 64];
+        f.write_str(base16ct::lower::encode_str(&self.0, &mut hex).map_err(|_| fmt::Error)?)
     }
 }
 

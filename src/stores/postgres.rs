@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
+use super::deadline::Deadlines;
 use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 
 /// Where and how a [`PostgresStore`] keeps sessions: the table, its column names, the type
@@ -317,7 +318,7 @@ pub struct PostgresStore {
     table: Arc<PostgresTable>,
     sql: Arc<Sql>,
     max_record: usize,
-    timeout: Duration,
+    deadlines: Arc<Deadlines>,
 }
 
 /// PostgreSQL's or the pool's failure, as a store error: a table that does not fit the
@@ -400,7 +401,7 @@ impl PostgresStore {
             sql: Arc::new(Sql::new(&table)),
             table: Arc::new(table),
             max_record: 1 << 20,
-            timeout: Duration::from_secs(5),
+            deadlines: Arc::new(Deadlines::new(Duration::from_secs(5))),
         })
     }
 
@@ -414,8 +415,8 @@ impl PostgresStore {
     /// How long one operation may take, pool wait included, before it is
     /// [`StoreError::Unavailable`]. Default 5 s.
     #[must_use]
-    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.deadlines = Arc::new(Deadlines::new(timeout));
         self
     }
 
@@ -558,13 +559,15 @@ impl PostgresStore {
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout, op)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(
-                    format!("PostgreSQL did not answer within {:?}", self.timeout).into(),
-                ))
-            })
+        self.deadlines.bound(op).await.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                format!(
+                    "PostgreSQL did not answer within {:?}",
+                    self.deadlines.timeout()
+                )
+                .into(),
+            ))
+        })
     }
 }
 

@@ -8,20 +8,24 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 
+use super::deadline::Deadlines;
 use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 
 /// Sessions in Redis or Valkey (feature `redis`), shared by every instance of an
 /// application.
 ///
-/// Each record is a hash (`d` data, `e` expiry in UNIX seconds, `v` version) under
-/// `prefix` + the store key in hex. Every operation is one round trip: a load is one
+/// Each record is a hash (`d` data, `e` expiry in UNIX seconds, `v` version, `x` the
+/// native expiry) under `prefix` + the store key in hex. Every operation is one round trip: a load is one
 /// `HMGET`; create, save, touch, rename and delete are Lua scripts (sent by SHA, `EVALSHA`)
 /// that decide on the caller's `now` exactly as the other stores do, so a record is never
 /// served past its expiry whatever the server's clock says.
 ///
-/// - Expiry is also native: every write sets `EXPIREAT` to the record's expiry, so the
-///   server removes expired records itself and [`sweep`](SessionStore::sweep) has nothing
-///   to do (it returns 0). Keep the application's and the server's clocks in sync (NTP).
+/// - Expiry is also native: the server removes a record itself (`EXPIREAT`) at most a
+///   minute after its expiry, so [`sweep`](SessionStore::sweep) has nothing to do (it
+///   returns 0). A write moves the native expiry only when the record's expiry leaves that
+///   minute: a sliding expiry costs one `EXPIREAT` a minute, not one per write (each
+///   command a script issues costs Redis more than the same command sent directly). Keep
+///   the application's and the server's clocks in sync (NTP).
 /// - Create is set-if-absent (a live record is left alone); save is compare-and-set on the
 ///   version; touch never shortens; rename refuses an occupied target.
 /// - The connection manager reconnects by itself after the server comes back; every
@@ -47,7 +51,7 @@ pub struct RedisStore {
     connection: Connection,
     prefix: Arc<str>,
     max_record: usize,
-    timeout: Duration,
+    deadlines: Arc<Deadlines>,
     /// Wait for this many replicas to acknowledge each write, at most this long.
     acknowledgement: Option<(u32, Duration)>,
 }
@@ -57,7 +61,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("max_record", &self.max_record)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.deadlines.timeout())
             .field("acknowledgement", &self.acknowledgement)
             .finish_non_exhaustive()
     }
@@ -128,9 +132,23 @@ local function unindex(member)
 end
 ";
 
-/// A script with the index functions in front.
+/// How long past its expiry a record may stay until the server removes it: the native
+/// expiry (`x`) is kept within `[e, e + SLACK]`, so writes that extend the expiry by less
+/// leave it alone. Lua in front of every script, as `SLACK`.
+const NATIVE: &str = r"
+local SLACK = 60
+local function native(key, e, x)
+    e = tonumber(e)
+    x = tonumber(x)
+    if x and x >= e and x <= e + SLACK then return nil end
+    redis.call('EXPIREAT', key, e + SLACK)
+    return e + SLACK
+end
+";
+
+/// A script with the index and expiry functions in front.
 fn script(body: &str) -> Script {
-    Script::new(&format!("{INDEX}{body}"))
+    Script::new(&format!("{INDEX}{NATIVE}{body}"))
 }
 
 /// `KEYS[1]`; `ARGV`: data, expires, now. 1 created, 0 a live record is there.
@@ -140,8 +158,9 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
         if e and tonumber(e) > tonumber(ARGV[3]) then return 0 end
         unindex(KEYS[1])
         redis.call('DEL', KEYS[1])
-        redis.call('HSET', KEYS[1], 'd', ARGV[1], 'e', ARGV[2], 'v', '1')
-        redis.call('EXPIREAT', KEYS[1], ARGV[2])
+        local x = tonumber(ARGV[2]) + SLACK
+        redis.call('HSET', KEYS[1], 'd', ARGV[1], 'e', ARGV[2], 'v', '1', 'x', x)
+        redis.call('EXPIREAT', KEYS[1], x)
         return 1",
     )
 });
@@ -150,12 +169,16 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
 /// -2 another version.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     script(
-        r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u')
+        r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u', 'x')
         if not r[1] or tonumber(r[1]) <= tonumber(ARGV[4]) then return -1 end
         if r[2] ~= ARGV[1] then return -2 end
         local v = string.format('%d', tonumber(r[2]) + 1)
-        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v)
-        redis.call('EXPIREAT', KEYS[1], ARGV[3])
+        local x = native(KEYS[1], ARGV[3], r[4])
+        if x then
+            redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v, 'x', x)
+        else
+            redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v)
+        end
         if r[3] then index(r[3], KEYS[1], ARGV[3], ARGV[4]) end
         return tonumber(v)",
     )
@@ -164,11 +187,15 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| {
 /// `KEYS[1]`; `ARGV`: expires, now. 1 live (extended if later), 0 gone.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     script(
-        r"local r = redis.call('HMGET', KEYS[1], 'e', 'u')
+        r"local r = redis.call('HMGET', KEYS[1], 'e', 'u', 'x')
         if not r[1] or tonumber(r[1]) <= tonumber(ARGV[2]) then return 0 end
         if tonumber(ARGV[1]) > tonumber(r[1]) then
-            redis.call('HSET', KEYS[1], 'e', ARGV[1])
-            redis.call('EXPIREAT', KEYS[1], ARGV[1])
+            local x = native(KEYS[1], ARGV[1], r[3])
+            if x then
+                redis.call('HSET', KEYS[1], 'e', ARGV[1], 'x', x)
+            else
+                redis.call('HSET', KEYS[1], 'e', ARGV[1])
+            end
             if r[2] then index(r[2], KEYS[1], ARGV[1], ARGV[2]) end
         end
         return 1",
@@ -266,7 +293,9 @@ impl RedisStore {
         let timeout = Duration::from_secs(5);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            // Every operation is bounded by `Deadlines`, with a timer shared by many: a
+            // response timeout would add a timer per command.
+            .set_response_timeout(None)
             // Reconnection is retried by the next request, not in a long loop here.
             .set_number_of_retries(1);
         let connection =
@@ -278,7 +307,7 @@ impl RedisStore {
             connection: Connection::Single(connection),
             prefix: Arc::from("cookie-session:"),
             max_record: 1 << 20,
-            timeout,
+            deadlines: Arc::new(Deadlines::new(timeout)),
             acknowledgement: None,
         })
     }
@@ -315,7 +344,7 @@ impl RedisStore {
             connection: Connection::Cluster(connection),
             prefix: Arc::from("{cookie-session}:"),
             max_record: 1 << 20,
-            timeout,
+            deadlines: Arc::new(Deadlines::new(timeout)),
             acknowledgement: None,
         })
     }
@@ -357,8 +386,8 @@ impl RedisStore {
     /// How long one operation may take before it is [`StoreError::Unavailable`].
     /// Default 5 s.
     #[must_use]
-    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.deadlines = Arc::new(Deadlines::new(timeout));
         self
     }
 
@@ -434,10 +463,10 @@ impl RedisStore {
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.timeout, op(self.connection.clone())).await {
-            Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable(
-                format!("Redis did not answer within {:?}", self.timeout).into(),
+        match self.deadlines.bound(op(self.connection.clone())).await {
+            Some(result) => result.map_err(unavailable),
+            None => Err(StoreError::Unavailable(
+                format!("Redis did not answer within {:?}", self.deadlines.timeout()).into(),
             )),
         }
     }

@@ -19,15 +19,33 @@ pub fn next_note() -> u64 {
     NOTES.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The axum router of `imp` (every implementation but actix-web's).
-pub fn router(imp: &str, data: Payload) -> axum::Router {
+/// The axum router of `imp` (every implementation but actix-web's); async, for the Redis
+/// stores' connections.
+pub async fn router(imp: &str, data: Payload) -> axum::Router {
     match imp {
         "bare" => bare::router(),
         "tower-sessions" => theirs::router(data),
+        "tower-sessions-redis" => theirs_redis::router(false, data).await,
+        "tower-sessions-redis-cluster" => theirs_redis::router(true, data).await,
         "axum-extra-signed" => jar::router(false, data),
         "axum-extra-private" => jar::router(true, data),
-        ours => mine::router(ours, data),
+        ours => mine::router(ours, data).await,
     }
+}
+
+/// `REDIS_URL`, by default the local server.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// `REDIS_CLUSTER_URL`'s nodes (comma-separated; by default the local cluster `.ci/run`
+/// starts on ports 7000-7005).
+pub fn redis_cluster_nodes() -> Vec<String> {
+    std::env::var("REDIS_CLUSTER_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:7000".to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }
 
 /// No session at all: the floor every other row is measured against.
@@ -47,11 +65,11 @@ pub mod bare {
 pub mod mine {
     use axum::Router;
     use axum::routing::{get, post};
-    use cookie_session::store::{MemoryStore, SqliteStore};
+    use cookie_session::store::{MemoryStore, RedisStore, SqliteStore};
     use cookie_session::tower::SessionLayer;
     use cookie_session::{Key, KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
 
-    pub fn router(imp: &str, data: super::Payload) -> Router {
+    pub async fn router(imp: &str, data: super::Payload) -> Router {
         let mode = if imp == "ours-encrypted" {
             Mode::Encrypted
         } else {
@@ -70,6 +88,20 @@ pub mod mine {
                 let path =
                     std::env::temp_dir().join(format!("http-peer-{}.db", std::process::id()));
                 layer.with_store(SqliteStore::open(&path).expect("sqlite"))
+            }
+            "ours-redis" => layer.with_store(
+                RedisStore::connect(&super::redis_url())
+                    .await
+                    .expect("Redis answers"),
+            ),
+            "ours-redis-cluster" => {
+                let nodes = super::redis_cluster_nodes();
+                let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+                layer.with_store(
+                    RedisStore::connect_cluster(&nodes)
+                        .await
+                        .expect("the cluster answers"),
+                )
             }
             other => panic!("unknown implementation {other}"),
         };
@@ -101,18 +133,16 @@ pub mod mine {
     }
 }
 
-/// tower-sessions with its in-memory store.
-pub mod theirs {
-    use axum::Router;
-    use axum::routing::{get, post};
-    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
-
-    pub fn router(data: super::Payload) -> Router {
-        let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+/// tower-sessions' three routes over its `Session` type (`$session`), for the in-memory
+/// store (tower-sessions 0.15) and the Redis store (0.14, the version its Redis store
+/// fits).
+macro_rules! tower_sessions_routes {
+    ($session:ty, $data:expr) => {{
+        let data = $data;
         Router::new()
             .route(
                 "/login",
-                get(move |s: Session| async move {
+                get(move |s: $session| async move {
                     for (k, v) in &data {
                         s.insert(k, v).await.expect("inserts");
                     }
@@ -121,7 +151,7 @@ pub mod theirs {
             )
             .route(
                 "/me",
-                get(|s: Session| async move {
+                get(|s: $session| async move {
                     s.get::<u64>("user_id")
                         .await
                         .expect("reads")
@@ -131,13 +161,54 @@ pub mod theirs {
             )
             .route(
                 "/note",
-                post(|s: Session| async move {
+                post(|s: $session| async move {
                     let n = super::next_note();
                     s.insert("note", n).await.expect("writes");
                     n.to_string()
                 }),
             )
-            .layer(layer)
+    }};
+}
+
+/// tower-sessions with its in-memory store.
+pub mod theirs {
+    use axum::Router;
+    use axum::routing::{get, post};
+    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+
+    pub fn router(data: super::Payload) -> Router {
+        let layer = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+        tower_sessions_routes!(Session, data).layer(layer)
+    }
+}
+
+/// tower-sessions with its Redis store (tower-sessions-redis-store, over fred), on one
+/// server (`REDIS_URL`) or the cluster (`REDIS_CLUSTER_URL`).
+pub mod theirs_redis {
+    use axum::Router;
+    use axum::routing::{get, post};
+    use fred::prelude::{ClientLike as _, Config, Pool};
+    use tower_sessions_014::{Session, SessionManagerLayer};
+    use tower_sessions_redis_store::RedisStore;
+
+    pub async fn router(cluster: bool, data: super::Payload) -> Router {
+        let url = if cluster {
+            // fred's cluster URL: the first node, the others as `node=` parameters.
+            let nodes = super::redis_cluster_nodes();
+            let bare: Vec<&str> = nodes
+                .iter()
+                .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
+                .collect();
+            let others: Vec<String> = bare[1..].iter().map(|n| format!("node={n}")).collect();
+            format!("redis-cluster://{}?{}", bare[0], others.join("&"))
+        } else {
+            super::redis_url()
+        };
+        let pool = Pool::new(Config::from_url(&url).expect("a URL"), None, None, None, 4)
+            .expect("a pool");
+        pool.init().await.expect("Redis answers");
+        let layer = SessionManagerLayer::new(RedisStore::new(pool)).with_secure(false);
+        tower_sessions_routes!(Session, data).layer(layer)
     }
 }
 
@@ -220,9 +291,7 @@ pub mod actix {
     use actix_web::{App, HttpServer, web};
     use cookie_session::{KeyRing, Mode, SessionConfig, SessionError, SessionHandle};
 
-    fn redis_url() -> String {
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
-    }
+    use super::redis_url;
 
     /// actix-session: `store` is `signed`, `private` or `redis`.
     pub fn serve(store: &str, data: super::Payload, port: u16) -> std::io::Result<()> {

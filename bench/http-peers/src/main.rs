@@ -7,7 +7,10 @@
 //! cookie or server-side), `tower-sessions` (its `MemoryStore`), `actix-signed`,
 //! `actix-private`, `actix-redis` (actix-session's cookie and Redis stores),
 //! `ours-actix-signed`, `ours-actix-encrypted`, `ours-actix-redis` (this crate's actix-web
-//! middleware, the last on `RedisStore`; both Redis rows read `REDIS_URL`),
+//! middleware, the last on `RedisStore`), `ours-redis` and `tower-sessions-redis` (our
+//! axum layer on `RedisStore`, tower-sessions with tower-sessions-redis-store over fred;
+//! every Redis row reads `REDIS_URL`), `ours-redis-cluster` and
+//! `tower-sessions-redis-cluster` (the same on the cluster `REDIS_CLUSTER_URL` names),
 //! `axum-extra-signed` and
 //! `axum-extra-private` (the session as a JSON map in one `SignedCookieJar` /
 //! `PrivateCookieJar` cookie). `run.sh` drives it.
@@ -34,8 +37,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let router = router(imp, data);
     runtime.block_on(async move {
+        let router = router(imp, data).await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binds");

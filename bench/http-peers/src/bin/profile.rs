@@ -16,12 +16,12 @@ fn main() {
     };
     let n: usize = n.parse().expect("a count");
     let data = payload(size);
-    let router = router(imp, data);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     runtime.block_on(async move {
+        let router = router(imp, data).await;
         let login = router
             .clone()
             .oneshot(
