@@ -8,8 +8,9 @@
 //! everyone out), and `SESSION_STORE` where sessions live: `cookie` (the default: in the
 //! encrypted cookie), or server-side: `memory` (in this process), `sqlite:PATH`,
 //! `files:DIR`, `memcached:HOST:PORT`, and, built with the demo's `postgres` / `redis`
-//! features, `postgres://...` / `redis://...` (swept in the background where the store
-//! does not expire records itself). `SESSION_COOKIES=N` (2 to 8) lets a cookie session
+//! features, `postgres://...` / `redis://...` / `redis-cluster://HOST:PORT,HOST:PORT,...`
+//! (a Redis or Valkey Cluster through any of its nodes; swept in the background where the
+//! store does not expire records itself). `SESSION_COOKIES=N` (2 to 8) lets a cookie session
 //! grow across up to N cookies (`demo-session`, `demo-session.2`, ...; 16 KiB in all).
 //!
 //! `GET /plain` works without cookies: its links and form carry the session in the
@@ -127,10 +128,21 @@ async fn store_of(name: &str) -> Result<Option<Arc<dyn DynStore>>, Box<dyn std::
         }
         #[cfg(feature = "redis")]
         "redis" => Arc::new(cookie_session::store::RedisStore::connect(name).await?),
+        #[cfg(feature = "redis")]
+        "redis-cluster" => {
+            let nodes: Vec<String> = place
+                .trim_start_matches("//")
+                .split(',')
+                .map(|node| format!("redis://{}", node.trim_end_matches('/')))
+                .collect();
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            Arc::new(cookie_session::store::RedisStore::connect_cluster(&nodes).await?)
+        }
         _ => {
             return Err(format!(
                 "SESSION_STORE={name:?}: use cookie, memory, sqlite:PATH, files:DIR, \
-                 memcached:HOST:PORT, or (built with the feature) postgres://... or redis://..."
+                 memcached:HOST:PORT, or (built with the feature) postgres://..., redis://... \
+                 or redis-cluster://HOST:PORT,HOST:PORT,..."
             )
             .into());
         }

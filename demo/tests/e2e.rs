@@ -277,6 +277,7 @@ fn server_side_modes_store_big_sessions_and_make_logout_final() {
         ("MEMCACHED_URL", true),
         ("DATABASE_URL", cfg!(feature = "postgres")),
         ("REDIS_URL", cfg!(feature = "redis")),
+        ("REDIS_CLUSTER_URL", cfg!(feature = "redis")),
     ] {
         match std::env::var(var) {
             Ok(url) if feature_on => stores.push(match var {
@@ -284,6 +285,8 @@ fn server_side_modes_store_big_sessions_and_make_logout_final() {
                     "memcached:{}",
                     url.split("://").last().unwrap().trim_end_matches('/')
                 ),
+                // The cluster's nodes (`redis://a,redis://b`) as the demo takes them.
+                "REDIS_CLUSTER_URL" => format!("redis-cluster://{}", url.replace("redis://", "")),
                 _ => url,
             }),
             _ if std::env::var("CI").as_deref() == Ok("true") => {
