@@ -15,10 +15,10 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 /// application.
 ///
 /// Each record is a hash (`d` data, `e` expiry in UNIX seconds, `v` version, `x` the
-/// native expiry) under `prefix` + the store key in hex. Every operation is one round trip: a load is one
-/// `HMGET`; create, save, touch, rename and delete are Lua scripts (sent by SHA, `EVALSHA`)
-/// that decide on the caller's `now` exactly as the other stores do, so a record is never
-/// served past its expiry whatever the server's clock says.
+/// native expiry) under `prefix` + the store key in hex. Every operation is one round
+/// trip: a load is one `HMGET`; create, save, touch, rename and delete are Lua scripts
+/// (sent by SHA, `EVALSHA`) that decide on the caller's `now` exactly as the other stores
+/// do, so a record is never served past its expiry whatever the server's clock says.
 ///
 /// - Expiry is also native: the server removes a record itself (`EXPIREAT`) at most a
 ///   minute after its expiry, so [`sweep`](SessionStore::sweep) has nothing to do (it
