@@ -204,8 +204,8 @@ pub mod theirs_redis {
         } else {
             super::redis_url()
         };
-        let pool = Pool::new(Config::from_url(&url).expect("a URL"), None, None, None, 4)
-            .expect("a pool");
+        let pool =
+            Pool::new(Config::from_url(&url).expect("a URL"), None, None, None, 4).expect("a pool");
         pool.init().await.expect("Redis answers");
         let layer = SessionManagerLayer::new(RedisStore::new(pool)).with_secure(false);
         tower_sessions_routes!(Session, data).layer(layer)
