@@ -69,13 +69,20 @@ impl Deadlines {
 
     /// A timer that fires between nine tenths of the timeout and the timeout from now.
     fn timer(&self) -> Timer {
-        let latest = Instant::now() + self.timeout;
+        let now = Instant::now();
+        // A timeout past what an `Instant` holds (`Duration::MAX` for "never") is a timer
+        // thirty years out, as tokio's own `timeout` does.
+        let latest = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         let runtime = Handle::current().id();
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, id, timer)) = &*current
             && *id == runtime
             && *at <= latest
-            && *at + self.timeout / 10 > latest
+            && at
+                .checked_add(self.timeout / 10)
+                .is_none_or(|end| end > latest)
         {
             return timer.clone();
         }
@@ -126,6 +133,21 @@ mod tests {
             "shared with the first: 4.7 s after it began"
         );
         assert_eq!(c, Duration::from_millis(5_600), "its own timer");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_beyond_any_instant_never_fires_and_never_panics() {
+        let deadlines = Deadlines::new(Duration::MAX);
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(10 * 365 * 86_400)).await;
+            3
+        };
+        assert_eq!(deadlines.bound(slow).await, Some(3));
+        assert_eq!(
+            deadlines.bound(async { 4 }).await,
+            Some(4),
+            "the shared timer"
+        );
     }
 
     #[test]
