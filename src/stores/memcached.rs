@@ -279,7 +279,8 @@ impl MemcachedStore {
     }
 
     /// How long one operation may take before it is [`StoreError::Unavailable`].
-    /// Default 5 s.
+    /// Default 5 s. Operations that start close together share one timer, so one may end
+    /// up to a tenth of `timeout` sooner.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.deadlines = Arc::new(Deadlines::new(timeout));

@@ -413,7 +413,8 @@ impl PostgresStore {
     }
 
     /// How long one operation may take, pool wait included, before it is
-    /// [`StoreError::Unavailable`]. Default 5 s.
+    /// [`StoreError::Unavailable`]. Default 5 s. Operations that start close together share
+    /// one timer, so one may end up to a tenth of `timeout` sooner.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.deadlines = Arc::new(Deadlines::new(timeout));
