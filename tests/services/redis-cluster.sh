@@ -6,7 +6,8 @@
 #                                     killed: it rejoins the cluster, as a replica if its
 #                                     master role was taken over meanwhile
 #   redis-cluster.sh stop DIR         stops every node started in DIR
-# Nodes keep nothing on disk that outlives DIR; a node notices a dead peer after 2 s
+# Nodes keep nothing on disk that outlives DIR (stop returns once every node has exited, so
+# DIR can be removed right after it); a node notices a dead peer after 2 s
 # (cluster-node-timeout), and a replica takes over a stopped master within a few seconds
 # however long ago it last heard from it (cluster-replica-validity-factor 0: test data).
 set -euo pipefail
@@ -51,8 +52,16 @@ case "$command" in
     printf 'redis://%s\n' "${nodes[@]}" | paste -sd ','
     ;;
   stop)
+    pids=()
     for pidfile in "$dir"/redis-*.pid; do
-      [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2> /dev/null || true
+      [ -e "$pidfile" ] || continue
+      pid=$(cat "$pidfile")
+      if kill "$pid" 2> /dev/null; then pids+=("$pid"); fi
+    done
+    # A node writes its files on the way out: wait (at most 10 s each) until every one has
+    # exited, so that DIR can be removed as soon as this returns.
+    for pid in ${pids[@]+"${pids[@]}"}; do
+      for _ in $(seq 100); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
     done
     ;;
   *) echo "usage: $0 start DIR PORT | node DIR PORT | stop DIR"; exit 2 ;;
