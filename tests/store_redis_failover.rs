@@ -131,8 +131,9 @@ fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> 
         let expires = now() + cookie_session::time::Duration::hours(1);
         let mut version = store.create(&key, b"0", expires, now()).await.unwrap();
 
-        // The master serving the store's slot, and its pid.
-        let slot: u16 = cli(port, &["cluster", "keyslot", "{cookie-session}:x"])
+        // The master serving the record's slot (its key is its own hash tag), and its pid.
+        let record = format!("cookie-session:{{{key}}}");
+        let slot: u16 = cli(port, &["cluster", "keyslot", &record])
             .trim()
             .parse()
             .unwrap();

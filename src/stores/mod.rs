@@ -40,6 +40,9 @@ pub use memory::{MemoryStore, WhenFull};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, PostgresTable};
+#[cfg(all(feature = "redis", feature = "store-testing"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "store-testing"))))]
+pub use redis::ClusterStep;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;

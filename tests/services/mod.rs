@@ -191,13 +191,26 @@ pub async fn redis_cluster_store() -> cookie_session::store::RedisStore {
         .with_prefix(&current_name())
 }
 
+/// A cluster store that keeps every key in one slot: this check's prefix as a hash tag.
+#[cfg(feature = "redis")]
+pub async fn redis_cluster_store_in_one_slot() -> cookie_session::store::RedisStore {
+    let urls = cluster_urls().unwrap();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let name = current_name();
+    cookie_session::store::RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap()
+        .with_prefix(&format!("{name}{{{name}}}:"))
+}
+
 #[cfg(feature = "redis")]
 async fn clear_cluster_prefix(urls: &[String], prefix: &str) {
     let client = redis::cluster::ClusterClient::new(urls.iter().map(String::as_str)).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();
-    // The store made the prefix a hash tag: every key is in one slot, on one master.
+    // Each record in its own slot, or all in the prefix's when it holds a tag: KEYS is
+    // asked of every master.
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}}}*"))
+        .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -11,6 +11,10 @@ use time::OffsetDateTime;
 use super::deadline::Deadlines;
 use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 
+mod sharded;
+#[cfg(feature = "store-testing")]
+pub use sharded::ClusterStep;
+
 /// Sessions in Redis or Valkey (feature `redis`), shared by every instance of an
 /// application.
 ///
@@ -32,13 +36,22 @@ use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 ///   operation is bounded by a timeout (default 5 s), after which it is
 ///   [`StoreError::Unavailable`].
 ///
-/// **Redis or Valkey Cluster** ([`connect_cluster`](Self::connect_cluster)): every key of
-/// the store carries one hash tag (the prefix is `{cookie-session}:`), so every script,
-/// the rename and the user index included, runs within one slot and keeps every promise
-/// above; a master's replica takes over when it fails (requests in the gap get
-/// [`StoreError::Unavailable`], a `503`). The store's sessions then live on one shard:
-/// the cluster gives failover, not yet the spreading of one application's sessions
-/// over several masters (SECURITY.md says what a failover can lose).
+/// **Redis or Valkey Cluster** ([`connect_cluster`](Self::connect_cluster)): each record
+/// is its own hash tag (`cookie-session:{hex}`), and each user's index another
+/// (`cookie-session:user:{name}`), so one application's sessions spread over every master.
+/// Every single-record operation is still one script in one slot and keeps every promise
+/// above. A rename (a new session id) crosses slots: it copies the record to its new key
+/// as pending, retires the old key only if nothing changed it meanwhile (else it starts
+/// over), then makes the copy live: no lost update, no resurrection after a log out, an
+/// occupied target refused, and a crash between the steps leaves at most a pending
+/// orphan that expires by itself (the visitor's session may end), never two live
+/// copies. A rename costs four or five round trips instead of one, and "log out
+/// everywhere" at least two rounds over the user's sessions. A prefix that holds a hash
+/// tag of its own ([`with_prefix`](Self::with_prefix)`("{app}:")`) keeps every key of the
+/// store in that one slot instead: renames are then one script, and every session lives
+/// on one master. Either way a master's replica takes over when it fails (requests in
+/// the gap get [`StoreError::Unavailable`], a `503`); SECURITY.md says what a failover
+/// can lose.
 ///
 /// ```no_run
 /// use cookie_session::store::RedisStore;
@@ -54,7 +67,17 @@ pub struct RedisStore {
     deadlines: Arc<Deadlines>,
     /// Wait for this many replicas to acknowledge each write, at most this long.
     acknowledgement: Option<(u32, Duration)>,
+    /// Each record under its own hash tag (a cluster), rather than every key in one slot.
+    sharded: bool,
+    /// Awaited before each step of an operation across slots (tests script interleavings).
+    #[cfg(feature = "store-testing")]
+    pause: Option<PauseHook>,
 }
+
+/// See [`RedisStore::with_step_pause`].
+#[cfg(feature = "store-testing")]
+type PauseHook =
+    Arc<dyn Fn(ClusterStep) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +86,7 @@ impl std::fmt::Debug for RedisStore {
             .field("max_record", &self.max_record)
             .field("timeout", &self.deadlines.timeout())
             .field("acknowledgement", &self.acknowledgement)
+            .field("sharded", &self.sharded)
             .finish_non_exhaustive()
     }
 }
@@ -309,12 +333,15 @@ impl RedisStore {
             max_record: 1 << 20,
             deadlines: Arc::new(Deadlines::new(timeout)),
             acknowledgement: None,
+            sharded: false,
+            #[cfg(feature = "store-testing")]
+            pause: None,
         })
     }
 
     /// Connects to a Redis or Valkey Cluster through any of its nodes (`urls`, e.g.
     /// `["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]`), with keys under
-    /// `{cookie-session}:` (one hash tag: see the type's documentation).
+    /// `cookie-session:`, each record in its own slot (see the type's documentation).
     ///
     /// ```no_run
     /// use cookie_session::store::RedisStore;
@@ -342,26 +369,51 @@ impl RedisStore {
             .map_err(unavailable)?;
         Ok(Self {
             connection: Connection::Cluster(connection),
-            prefix: Arc::from("{cookie-session}:"),
+            prefix: Arc::from("cookie-session:"),
             max_record: 1 << 20,
             deadlines: Arc::new(Deadlines::new(timeout)),
             acknowledgement: None,
+            sharded: true,
+            #[cfg(feature = "store-testing")]
+            pause: None,
         })
     }
 
     /// Keys under `prefix` instead of `cookie-session:` (for several applications, or
-    /// tests, on one server). On a cluster the prefix is made a hash tag (`{prefix}`)
-    /// unless it already holds one, so that every key of the store stays in one slot.
+    /// tests, on one server). On a cluster, a prefix that holds a hash tag (`{app}:`) puts
+    /// every key of the store in that tag's slot (one master; atomic renames); without
+    /// one, each record is in its own slot.
     #[must_use]
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         let tagged = prefix
             .split_once('{')
             .is_some_and(|(_, rest)| rest.split_once('}').is_some_and(|(tag, _)| !tag.is_empty()));
-        self.prefix = match self.connection {
-            Connection::Cluster(_) if !tagged => Arc::from(format!("{{{prefix}}}")),
-            _ => Arc::from(prefix),
-        };
+        self.sharded = matches!(self.connection, Connection::Cluster(_)) && !tagged;
+        self.prefix = Arc::from(prefix);
         self
+    }
+
+    /// Awaits `pause(step)` before each step of an operation across slots (a rename, a
+    /// round of log out everywhere; feature `store-testing`): tests park one between two
+    /// steps and run other operations meanwhile, to check the promises in each
+    /// interleaving.
+    #[cfg(feature = "store-testing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
+    #[must_use]
+    pub fn with_step_pause<F, Fut>(mut self, pause: F) -> Self
+    where
+        F: Fn(ClusterStep) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.pause = Some(Arc::new(move |step| Box::pin(pause(step))));
+        self
+    }
+
+    #[cfg(feature = "store-testing")]
+    async fn pause(&self, step: ClusterStep) {
+        if let Some(pause) = &self.pause {
+            pause(step).await;
+        }
     }
 
     /// The largest record's data; larger is [`StoreError::TooLarge`]. Default 1 MiB.
@@ -393,7 +445,11 @@ impl RedisStore {
     }
 
     fn key(&self, key: &StoreKey) -> String {
-        format!("{}{key}", self.prefix)
+        if self.sharded {
+            format!("{}{{{key}}}", self.prefix)
+        } else {
+            format!("{}{key}", self.prefix)
+        }
     }
 
     /// The prefix of the user index's sets.
@@ -401,9 +457,23 @@ impl RedisStore {
         format!("{}user:", self.prefix)
     }
 
+    /// A user's index: in the user's own slot when sharded.
+    fn user_set(&self, user: &str) -> String {
+        if self.sharded {
+            format!("{}user:{{{user}}}", self.prefix)
+        } else {
+            format!("{}user:{user}", self.prefix)
+        }
+    }
+
     /// A record's Redis key back as its store key.
     fn parse(&self, member: &str) -> Option<StoreKey> {
         let hex = member.strip_prefix(&*self.prefix)?;
+        let hex = if self.sharded {
+            hex.strip_prefix('{')?.strip_suffix('}')?
+        } else {
+            hex
+        };
         StoreKey::from_hex(hex).filter(|_| hex.len() == 64)
     }
 
@@ -416,7 +486,9 @@ impl RedisStore {
         route: &str,
         mut call: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        call.arg(self.users());
+        if !self.sharded {
+            call.arg(self.users());
+        }
         let result = self
             .bounded(|mut c| async move { call.invoke_async(&mut c).await })
             .await?;
@@ -481,17 +553,21 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
         let key = self.key(key);
         async move {
-            let (data, expires, version): (Option<Vec<u8>>, Option<i64>, Option<u64>) = self
+            type Fields = (Option<Vec<u8>>, Option<i64>, Option<u64>, Option<Vec<u8>>);
+            // `p`: a copy a cross-slot rename has staged and not yet made live.
+            let (data, expires, version, pending): Fields = self
                 .bounded(|mut c| async move {
                     redis::cmd("HMGET")
                         .arg(&key)
-                        .arg(&["d", "e", "v"])
+                        .arg(&["d", "e", "v", "p"])
                         .query_async(&mut c)
                         .await
                 })
                 .await?;
-            match (data, expires, version) {
-                (Some(data), Some(expires), Some(version)) if expires > now.unix_timestamp() => {
+            match (data, expires, version, pending) {
+                (Some(data), Some(expires), Some(version), None)
+                    if expires > now.unix_timestamp() =>
+                {
                     Ok(Some(Record::new(
                         data,
                         super::datetime(expires)?,
@@ -514,6 +590,13 @@ impl SessionStore for RedisStore {
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
+            if self.sharded {
+                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+                return match self.sharded_create(&key, data, expires, now).await? {
+                    true => Ok(Version::FIRST),
+                    false => Err(StoreError::Duplicate),
+                };
+            }
             let created: i64 = self
                 .invoke(&key, {
                     let mut call = CREATE.prepare_invoke();
@@ -544,8 +627,12 @@ impl SessionStore for RedisStore {
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
-            let saved: i64 = self
-                .invoke(&key, {
+            let saved: i64 = if self.sharded {
+                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+                self.sharded_save(&key, expected, data, expires, now)
+                    .await?
+            } else {
+                self.invoke(&key, {
                     let mut call = SAVE.prepare_invoke();
                     call.key(&key)
                         .arg(expected.0)
@@ -554,7 +641,8 @@ impl SessionStore for RedisStore {
                         .arg(now.unix_timestamp());
                     call
                 })
-                .await?;
+                .await?
+            };
             match saved {
                 -1 => Err(StoreError::Gone),
                 -2 => Err(StoreError::Conflict),
@@ -571,6 +659,13 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let key = self.key(key);
         async move {
+            if self.sharded {
+                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+                return match self.sharded_touch(&key, expires, now).await? {
+                    true => Ok(()),
+                    false => Err(StoreError::Gone),
+                };
+            }
             let live: i64 = self
                 .invoke(&key, {
                     let mut call = TOUCH.prepare_invoke();
@@ -596,6 +691,9 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let (from, to) = (self.key(from), self.key(to));
         async move {
+            if self.sharded {
+                return self.sharded_rename(&from, &to, now.unix_timestamp()).await;
+            }
             let moved: i64 = self
                 .invoke(&from, {
                     let mut call = RENAME.prepare_invoke();
@@ -618,6 +716,9 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let key = self.key(key);
         async move {
+            if self.sharded {
+                return self.sharded_delete(&key, now.unix_timestamp()).await;
+            }
             let live: i64 = self
                 .invoke(&key, {
                     let mut call = DELETE.prepare_invoke();
@@ -639,6 +740,15 @@ impl SessionStore for RedisStore {
         let checked = super::check_user(user);
         async move {
             checked?;
+            if self.sharded {
+                return match self
+                    .sharded_set_user(&key, user, now.unix_timestamp())
+                    .await?
+                {
+                    true => Ok(()),
+                    false => Err(StoreError::Gone),
+                };
+            }
             let linked: i64 = self
                 .invoke(&key, {
                     let mut call = SET_USER.prepare_invoke();
@@ -659,7 +769,10 @@ impl SessionStore for RedisStore {
         user: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<StoreKey>, StoreError> {
-        let set = format!("{}{user}", self.users());
+        if self.sharded {
+            return self.sharded_sessions_of(user, now.unix_timestamp()).await;
+        }
+        let set = self.user_set(user);
         let members: Vec<String> = self
             .invoke(&set, {
                 let mut call = SESSIONS_OF.prepare_invoke();
@@ -677,8 +790,13 @@ impl SessionStore for RedisStore {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
         let except = except.map(|k| self.key(k)).unwrap_or_default();
-        let set = format!("{}{user}", self.users());
+        let set = self.user_set(user);
         async move {
+            if self.sharded {
+                return self
+                    .sharded_delete_sessions_of(user, &except, now.unix_timestamp())
+                    .await;
+            }
             let members: Vec<String> = self
                 .invoke(&set, {
                     let mut call = DELETE_SESSIONS_OF.prepare_invoke();
