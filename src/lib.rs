@@ -26,6 +26,9 @@ pub use adapters::tower;
 #[cfg(feature = "beaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
 pub use legacy::beaker;
+#[cfg(feature = "pickle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pickle")))]
+pub use legacy::pickle;
 pub use server::events;
 
 pub mod store {
@@ -71,6 +74,11 @@ pub mod manual {
 pub mod fuzzing {
     pub fn json_scan(data: &[u8]) {
         crate::wire::map::check_against_serde_json(data);
+    }
+
+    #[cfg(feature = "pickle")]
+    pub fn pickle(data: &[u8]) {
+        crate::legacy::pickle::fuzz(data);
     }
 }
 

@@ -6,6 +6,8 @@
 
 #[cfg(feature = "beaker")]
 pub mod beaker;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 
 use std::any::Any;
 use std::sync::Arc;
