@@ -6,6 +6,9 @@
     clippy::cast_possible_truncation
 )]
 
+#[cfg(feature = "postgres")]
+mod services;
+
 use std::process::{Command, Output};
 
 use cookie_session::Key;
@@ -790,4 +793,91 @@ fn sweep_removes_expired_sessions_from_a_file_store() {
         Some(2)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `sweep --store postgres:URL#TABLE --turbogears-visit` is the Visit documents'
+/// housekeeping: visits expired more than `--keep-days` ago (default 7) go, with their
+/// `--identity-table` rows; later-expired and live ones stay.
+#[cfg(feature = "postgres")]
+#[test]
+fn sweep_keeps_turbogears_visits_for_keep_days_and_takes_their_identities() {
+    services::with_postgres(async {
+        let url = std::env::var("DATABASE_URL").unwrap();
+        let table = services::current_name();
+        let identity = format!("{table}_identity");
+        let sql = services::postgres_client(&url).await;
+        sql.batch_execute(&format!(
+            "CREATE TABLE {table} (visit_key varchar(40) PRIMARY KEY, session_data bytea,
+                 created timestamp NOT NULL DEFAULT now(), expiry timestamp);
+             CREATE TABLE {identity} (visit_key varchar(40) PRIMARY KEY, user_id integer);"
+        ))
+        .await
+        .unwrap();
+        let t0 = 1_767_225_600_i64;
+        for (key, expiry, user) in [
+            ("old", t0 - 10 * 86_400, 1),
+            ("recent", t0 - 3 * 86_400, 2),
+            ("live", t0 + 86_400, 3),
+        ] {
+            #[allow(clippy::cast_precision_loss)]
+            let expiry = expiry as f64;
+            sql.execute(
+                &format!(
+                    "INSERT INTO {table} (visit_key, expiry)
+                     VALUES ($1, to_timestamp($2::float8) AT TIME ZONE 'UTC')"
+                ),
+                &[&key, &expiry],
+            )
+            .await
+            .unwrap();
+            sql.execute(
+                &format!("INSERT INTO {identity} (visit_key, user_id) VALUES ($1, $2)"),
+                &[&key, &user],
+            )
+            .await
+            .unwrap();
+        }
+        let store = format!("postgres:{url}#{table}");
+        let now = t0.to_string();
+        let sweep = |extra: &[&str]| {
+            let mut args = vec!["sweep", "--store", &store, "--turbogears-visit"];
+            args.extend(["--identity-table", &identity, "--now", &now]);
+            args.extend(extra);
+            let out = run(&args, None);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap()["removed"].clone()
+        };
+        let keys = |table: String| {
+            let sql = &sql;
+            async move {
+                sql.query(&format!("SELECT visit_key FROM {table} ORDER BY 1"), &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(sweep(&[]), 1, "the visit expired 10 days ago");
+        assert_eq!(keys(table.clone()).await, ["live", "recent"]);
+        assert_eq!(keys(identity.clone()).await, ["live", "recent"]);
+        assert_eq!(sweep(&["--keep-days", "4"]), 0);
+        assert_eq!(
+            sweep(&["--keep-days", "0"]),
+            1,
+            "the visit expired 3 days ago"
+        );
+        assert_eq!(keys(table.clone()).await, ["live"]);
+        assert_eq!(keys(identity.clone()).await, ["live"]);
+        sql.batch_execute(&format!("DROP TABLE {identity}"))
+            .await
+            .unwrap();
+        Ok::<(), String>(())
+    })
+    .unwrap();
 }

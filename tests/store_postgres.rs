@@ -475,3 +475,117 @@ fn instances_starting_at_once_all_create_and_migrate_the_table() {
     })
     .unwrap();
 }
+
+/// TurboGears' `visit_identity`: a visit's link to its user (`user_id` an integer).
+const TURBOGEARS_VISIT_IDENTITY: &str = "
+    visit_key varchar(40) PRIMARY KEY,
+    user_id integer NOT NULL";
+
+/// The Visit documents' housekeeping: the sweep deletes visits that expired more than the
+/// retention ago (7 days by default; rows the Python side wrote and ours alike, the one
+/// exactly at the cut-off included) with their `visit_identity` rows, in batches; visits
+/// expired more recently stay (never loadable) with their identities, as do live ones.
+/// Then a retention of zero takes every expired visit.
+#[test]
+fn the_visit_sweep_keeps_expired_visits_for_the_retention_and_takes_their_identities() {
+    use cookie_session::store::Sweeper;
+    services::with_postgres(async {
+        let url = std::env::var("DATABASE_URL").unwrap();
+        let table = services::unique_name("cs_test");
+        let identity = format!("{table}_identity");
+        let sql = services::postgres_client(&url).await;
+        sql.batch_execute(&format!(
+            "CREATE TABLE {table} ({TURBOGEARS_VISIT});
+             CREATE TABLE {identity} ({TURBOGEARS_VISIT_IDENTITY});"
+        ))
+        .await
+        .unwrap();
+        let visits = PostgresTable::turbogears_visit()
+            .with_table(&table)
+            .with_identity_table(&identity);
+        let store = PostgresStore::connect(&url, visits.clone()).unwrap();
+        store.migrate().await.unwrap();
+        let t = now();
+        let day = Duration::days(1);
+        // The Python side's visits: key, expiry, user id.
+        let python = [
+            ("py-old", t - day * 10, 1),
+            ("py-cutoff", t - day * 7, 2),
+            ("py-recent", t - day * 6, 3),
+            ("py-live", t + Duration::hours(1), 4),
+        ];
+        for (key, expiry, user) in python {
+            sql.execute(
+                &format!(
+                    "INSERT INTO {table} (visit_key, expiry)
+                     VALUES ($1, to_timestamp($2::float8) AT TIME ZONE 'UTC');
+                     "
+                ),
+                &[&key, &(expiry.unix_timestamp() as f64)],
+            )
+            .await
+            .unwrap();
+            sql.execute(
+                &format!("INSERT INTO {identity} (visit_key, user_id) VALUES ($1, $2)"),
+                &[&key, &user],
+            )
+            .await
+            .unwrap();
+        }
+        // Ours, created when each was live.
+        let ours = |i: u8| StoreKey::from_bytes([i; 32]);
+        for (i, expiry) in [(1, t - day * 8), (2, t - day * 2), (3, t + day)] {
+            store
+                .create(&ours(i), b"{}", expiry, expiry - Duration::hours(1))
+                .await
+                .unwrap();
+        }
+        let remaining = |table: String| {
+            let sql = &sql;
+            async move {
+                let rows = sql
+                    .query(&format!("SELECT visit_key FROM {table} ORDER BY 1"), &[])
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let hex = |i: u8| ours(i).to_string()[..40].to_owned();
+
+        let removed = Sweeper::new()
+            .with_batch_size(2)
+            .sweep_once(&store, t)
+            .await
+            .unwrap();
+        assert_eq!(removed, 3, "py-old, py-cutoff and ours 8 days past");
+        let mut kept = vec![hex(2), hex(3), "py-live".to_owned(), "py-recent".to_owned()];
+        kept.sort();
+        assert_eq!(remaining(table.clone()).await, kept);
+        assert_eq!(
+            remaining(identity.clone()).await,
+            vec!["py-live".to_owned(), "py-recent".to_owned()]
+        );
+        // Kept for audit, never loadable.
+        assert_eq!(store.load(&ours(2), t).await.unwrap(), None);
+        assert!(store.load(&ours(3), t).await.unwrap().is_some());
+
+        let store =
+            PostgresStore::connect(&url, visits.with_retention(std::time::Duration::ZERO)).unwrap();
+        let removed = Sweeper::new().sweep_once(&store, t).await.unwrap();
+        assert_eq!(removed, 2, "py-recent and ours 2 days past");
+        let mut kept = vec![hex(3), "py-live".to_owned()];
+        kept.sort();
+        assert_eq!(remaining(table.clone()).await, kept);
+        assert_eq!(
+            remaining(identity.clone()).await,
+            vec!["py-live".to_owned()]
+        );
+        sql.batch_execute(&format!("DROP TABLE {table}; DROP TABLE {identity};"))
+            .await
+            .unwrap();
+        Ok::<(), String>(())
+    })
+    .unwrap();
+}

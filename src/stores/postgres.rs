@@ -29,6 +29,10 @@ pub struct PostgresTable {
     user: String,
     with_time_zone: bool,
     key_hex_digits: usize,
+    /// How long past its expiry a row is kept before the sweep deletes it.
+    retention: Duration,
+    /// A table whose rows (keyed by the same column name) go with the swept ones.
+    identity: Option<String>,
 }
 
 impl PostgresTable {
@@ -47,6 +51,8 @@ impl PostgresTable {
             user: "user_key".to_owned(),
             with_time_zone: true,
             key_hex_digits: 64,
+            retention: Duration::ZERO,
+            identity: None,
         }
     }
 
@@ -54,6 +60,12 @@ impl PostgresTable {
     /// PRIMARY KEY, session_data bytea, created timestamp, expiry timestamp`) plus the
     /// `version` and `user_key` columns [`PostgresStore::migrate`] adds. Keys are the first 160 bits of the
     /// keyed store key, as 40 hex digits, to fit `visit_key`; times are UTC.
+    ///
+    /// The sweep keeps expired visits for 7 days, as the Visit documents' housekeeping
+    /// does (`keep_days`; [`with_retention`](Self::with_retention)); an expired visit is
+    /// never loaded, whether or not it is still kept. Add
+    /// [`with_identity_table`](Self::with_identity_table)`("visit_identity")` to delete a
+    /// swept visit's identity row with it.
     #[must_use]
     pub fn turbogears_visit() -> Self {
         Self {
@@ -66,7 +78,30 @@ impl PostgresTable {
             user: "user_key".to_owned(),
             with_time_zone: false,
             key_hex_digits: 40,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            identity: None,
         }
+    }
+
+    /// Keeps rows for `retention` past their expiry: the sweep deletes only those that
+    /// expired longer ago (rows of an application that shares the table included: the
+    /// sweep deletes by expiry alone). Expired rows are never loaded meanwhile; they stay
+    /// for audit. Default: none for [`new`](Self::new), 7 days for
+    /// [`turbogears_visit`](Self::turbogears_visit).
+    #[must_use]
+    pub const fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Deletes, with each swept row, the rows of `table` under the same key (a column of
+    /// the key column's name): TurboGears' `visit_identity`, which links a visit to its
+    /// user, goes with the visit. In the sweep's statement, so neither is left without
+    /// the other.
+    #[must_use]
+    pub fn with_identity_table(mut self, table: &str) -> Self {
+        self.identity = Some(table.to_owned());
+        self
     }
 
     /// The same layout under another table name.
@@ -125,7 +160,10 @@ impl PostgresTable {
             &self.expires,
             &self.version,
             &self.user,
-        ] {
+        ]
+        .into_iter()
+        .chain(&self.identity)
+        {
             if !super::is_identifier(name) {
                 return Err(StoreError::Unavailable(
                     format!("{name:?} is not an SQL identifier (letters, digits and _)").into(),
@@ -206,9 +244,16 @@ impl Sql {
             expires,
             version,
             user,
+            identity,
             ..
         } = t;
         let epoch = t.expires_epoch();
+        // Rows of the identity table go with the swept ones, in the same statement.
+        let identities = identity.as_ref().map_or(String::new(), |identity| {
+            format!(
+                ", identities AS (DELETE FROM {identity} WHERE {key} IN (SELECT {key} FROM gone))"
+            )
+        });
         let (ts1, ts2, ts3, ts4, ts5) = (t.time(1), t.time(2), t.time(3), t.time(4), t.time(5));
         Self {
             load: format!(
@@ -249,12 +294,17 @@ impl Sql {
             live: format!("SELECT 1 FROM {table} WHERE {key} = $1 AND {expires} > {ts2}"),
             delete: format!("DELETE FROM {table} WHERE {key} = $1 RETURNING {expires} > {ts2}"),
             // PostgreSQL has no DELETE ... LIMIT: the batch is chosen by the expiry index,
-            // oldest first, skipping rows another transaction holds.
+            // oldest first, skipping rows another transaction holds. `$1` is the cut-off:
+            // now, less the retention.
             sweep: format!(
-                "DELETE FROM {table} WHERE {key} IN (
-                     SELECT {key} FROM {table} WHERE {expires} <= {ts1}
-                     ORDER BY {expires} LIMIT $2 FOR UPDATE SKIP LOCKED
-                 ) AND {expires} <= {ts1}"
+                "WITH gone AS (
+                     DELETE FROM {table} WHERE {key} IN (
+                         SELECT {key} FROM {table} WHERE {expires} <= {ts1}
+                         ORDER BY {expires} LIMIT $2 FOR UPDATE SKIP LOCKED
+                     ) AND {expires} <= {ts1}
+                     RETURNING {key}
+                 ){identities}
+                 SELECT count(*) FROM gone"
             ),
             set_user: format!(
                 "UPDATE {table} SET {user} = $2 WHERE {key} = $1 AND {expires} > {ts3}"
@@ -297,9 +347,9 @@ fn sweep_lock_id(table: &str) -> i64 {
 ///
 /// - Saves are compare-and-set on the version column in one statement.
 /// - Expiry is the `expires` column compared with the caller's `now`; the sweep removes
-///   expired rows in ordered batches of at most `max` through the expiry index, under an
-///   advisory lock so that only one instance sweeps a table at a time (the others report
-///   0).
+///   expired rows (those past the table's retention, [`PostgresTable::with_retention`])
+///   in ordered batches of at most `max` through the expiry index, under an advisory lock
+///   so that only one instance sweeps a table at a time (the others report 0).
 /// - [`PostgresTable::turbogears_visit`] keeps sessions in an existing TurboGears `visit`
 ///   table, after [`migrate`](Self::migrate) has added what it lacks.
 ///
@@ -785,12 +835,18 @@ impl SessionStore for PostgresStore {
                 .prepare_cached(&self.sql.sweep)
                 .await
                 .map_err(unavailable)?;
-            let removed = tx
-                .execute(&statement, &[&seconds(now), &max])
+            let cutoff = now
+                .checked_sub(
+                    time::Duration::try_from(self.table.retention).unwrap_or(time::Duration::MAX),
+                )
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let removed: i64 = tx
+                .query_one(&statement, &[&seconds(cutoff), &max])
                 .await
+                .and_then(|row| row.try_get(0))
                 .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
-            Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+            Ok(usize::try_from(removed).unwrap_or(0))
         })
     }
 

@@ -88,14 +88,30 @@ enum Command {
     /// Remove expired server-side sessions from a store, in batches, until none is left
     /// (for cron; a server runs the same sweeper in the background). Prints the count.
     /// Serves the stores of the build that keep expired records: SQLite (`sqlite`
-    /// feature) and files (`files`). Redis and memcached expire records themselves;
-    /// PostgreSQL is swept by the application's `Sweeper`.
-    #[cfg(any(feature = "sqlite", feature = "files"))]
+    /// feature), files (`files`) and PostgreSQL (`postgres`: also TurboGears' visit
+    /// table, with its housekeeping). Redis and memcached expire records themselves.
+    #[cfg(any(feature = "sqlite", feature = "files", feature = "postgres"))]
     Sweep {
-        /// The store: `sqlite:PATH` (the table `sessions`), `sqlite:PATH#TABLE`, or
-        /// `files:DIR`.
+        /// The store: `sqlite:PATH` (the table `sessions`), `sqlite:PATH#TABLE`,
+        /// `files:DIR`, or `postgres:URL` / `postgres:URL#TABLE` (the table `sessions`, or
+        /// `visit` with `--turbogears-visit`).
         #[arg(long, value_name = "STORE")]
         store: String,
+        /// PostgreSQL: the table is a TurboGears `visit` table (`visit_key`, `expiry`,
+        /// `session_data`), whose expired visits are kept 7 days unless `--keep-days`.
+        #[cfg(feature = "postgres")]
+        #[arg(long)]
+        turbogears_visit: bool,
+        /// PostgreSQL: delete only rows that expired more than this many days ago (the
+        /// Visit documents' `keep_days`).
+        #[cfg(feature = "postgres")]
+        #[arg(long, value_name = "DAYS")]
+        keep_days: Option<u64>,
+        /// PostgreSQL: delete each swept row's row in this table too (same key column),
+        /// e.g. TurboGears' `visit_identity`.
+        #[cfg(feature = "postgres")]
+        #[arg(long, value_name = "TABLE")]
+        identity_table: Option<String>,
         /// At most this many records per statement.
         #[arg(long, value_name = "N", default_value_t = 1000)]
         batch: usize,
@@ -222,12 +238,29 @@ fn run(command: Command) -> Result<String, Failure> {
             }
             decode(&keys, &cookie, &value, ignore_expiry)
         }
-        #[cfg(any(feature = "sqlite", feature = "files"))]
+        #[cfg(any(feature = "sqlite", feature = "files", feature = "postgres"))]
         Command::Sweep {
             store,
             batch,
             now: at,
-        } => sweep(&store, batch, now(at)?),
+            #[cfg(feature = "postgres")]
+            turbogears_visit,
+            #[cfg(feature = "postgres")]
+            keep_days,
+            #[cfg(feature = "postgres")]
+            identity_table,
+        } => {
+            #[cfg(feature = "postgres")]
+            if let Some(url) = store.strip_prefix("postgres:") {
+                let table = PostgresSweep {
+                    turbogears_visit,
+                    keep_days,
+                    identity_table,
+                };
+                return sweep_postgres(url, &table, batch, now(at)?);
+            }
+            sweep(&store, batch, now(at)?)
+        }
         Command::Inspect { name, value } => {
             let value = pasted(&value, name.as_deref())?;
             let seen =
@@ -237,55 +270,127 @@ fn run(command: Command) -> Result<String, Failure> {
     }
 }
 
-/// `sweep --store sqlite:PATH[#TABLE]` or `--store files:DIR`.
-#[cfg(any(feature = "sqlite", feature = "files"))]
-fn sweep(store: &str, batch: usize, now: OffsetDateTime) -> Result<String, Failure> {
-    use cookie_session::store::{Sweeper, block_on};
-    let (kind, location) = store.split_once(':').unwrap_or((store, ""));
-    let sweeper = Sweeper::new().with_batch_size(batch);
-    let opened = |e: cookie_session::store::StoreError| {
-        Failure::Rejected(format!("cannot open the store: {e}"))
+/// How `sweep --store postgres:...` describes the table.
+#[cfg(feature = "postgres")]
+struct PostgresSweep {
+    turbogears_visit: bool,
+    keep_days: Option<u64>,
+    identity_table: Option<String>,
+}
+
+/// `sweep --store postgres:URL[#TABLE]`, on a runtime of its own (tokio-postgres needs one).
+#[cfg(feature = "postgres")]
+fn sweep_postgres(
+    location: &str,
+    how: &PostgresSweep,
+    batch: usize,
+    now: OffsetDateTime,
+) -> Result<String, Failure> {
+    use cookie_session::store::{PostgresStore, PostgresTable, Sweeper};
+    let (url, named) = match location.rsplit_once('#') {
+        Some((url, table)) => (url, Some(table)),
+        None => (location, None),
     };
-    let must_exist = |path: &str| {
-        if std::path::Path::new(path).exists() {
-            Ok(())
-        } else {
-            Err(Failure::Usage(format!("--store: nothing at {path}")))
-        }
+    let mut table = if how.turbogears_visit {
+        PostgresTable::turbogears_visit().with_table(named.unwrap_or("visit"))
+    } else {
+        PostgresTable::new(named.unwrap_or("sessions"))
     };
-    let removed = match kind {
-        #[cfg(feature = "sqlite")]
-        "sqlite" if !location.is_empty() => {
-            let (path, table) = location.rsplit_once('#').unwrap_or((location, "sessions"));
-            must_exist(path)?;
-            let store = cookie_session::store::SqliteStore::open_with_table(path, table)
-                .map_err(opened)?;
-            block_on(sweeper.sweep_once(&store, now))
-        }
-        #[cfg(feature = "files")]
-        "files" if !location.is_empty() => {
-            must_exist(location)?;
-            let store = cookie_session::store::FileStore::open(location).map_err(opened)?;
-            block_on(sweeper.sweep_once(&store, now))
-        }
-        _ => {
-            return Err(Failure::Usage(format!(
-                "--store {store:?}: say {} (Redis and memcached expire records themselves; PostgreSQL is swept by the application's Sweeper)",
-                SWEEPABLE.join(" or ")
-            )));
-        }
+    if let Some(days) = how.keep_days {
+        let seconds = days
+            .checked_mul(24 * 3600)
+            .ok_or_else(|| Failure::Usage(format!("--keep-days {days} is too long")))?;
+        table = table.with_retention(std::time::Duration::from_secs(seconds));
     }
-    .map_err(|e| Failure::Rejected(format!("sweep failed: {e}")))?;
+    if let Some(identity) = &how.identity_table {
+        table = table.with_identity_table(identity);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Rejected(format!("cannot start a runtime: {e}")))?;
+    let store = PostgresStore::connect(url, table)
+        .map_err(|e| Failure::Usage(format!("--store postgres:...: {e}")))?;
+    let removed = runtime
+        .block_on(
+            Sweeper::new()
+                .with_batch_size(batch)
+                .sweep_once(&store, now),
+        )
+        .map_err(|e| Failure::Rejected(format!("sweep failed: {e}")))?;
     Ok(pretty(&json!({ "removed": removed })))
 }
 
+/// `sweep --store sqlite:PATH[#TABLE]` or `--store files:DIR` (what is not PostgreSQL).
+#[cfg(any(feature = "sqlite", feature = "files", feature = "postgres"))]
+fn sweep(store: &str, batch: usize, now: OffsetDateTime) -> Result<String, Failure> {
+    let (kind, location) = store.split_once(':').unwrap_or((store, ""));
+    let Some(swept) = sweep_local(kind, location, batch, now)? else {
+        return Err(Failure::Usage(format!(
+            "--store {store:?}: say {} (Redis and memcached expire records themselves)",
+            SWEEPABLE.join(" or ")
+        )));
+    };
+    let removed = swept.map_err(|e| Failure::Rejected(format!("sweep failed: {e}")))?;
+    Ok(pretty(&json!({ "removed": removed })))
+}
+
+/// Sweeps a store of this machine's (SQLite or files); `None` for another kind.
+#[cfg(any(feature = "sqlite", feature = "files", feature = "postgres"))]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "files")),
+    allow(unused_variables, clippy::unnecessary_wraps)
+)]
+fn sweep_local(
+    kind: &str,
+    location: &str,
+    batch: usize,
+    now: OffsetDateTime,
+) -> Result<Option<Result<u64, cookie_session::store::StoreError>>, Failure> {
+    #[cfg(any(feature = "sqlite", feature = "files"))]
+    {
+        use cookie_session::store::{Sweeper, block_on};
+        let sweeper = Sweeper::new().with_batch_size(batch);
+        let opened = |e: cookie_session::store::StoreError| {
+            Failure::Rejected(format!("cannot open the store: {e}"))
+        };
+        let must_exist = |path: &str| {
+            if std::path::Path::new(path).exists() {
+                Ok(())
+            } else {
+                Err(Failure::Usage(format!("--store: nothing at {path}")))
+            }
+        };
+        match kind {
+            #[cfg(feature = "sqlite")]
+            "sqlite" if !location.is_empty() => {
+                let (path, table) = location.rsplit_once('#').unwrap_or((location, "sessions"));
+                must_exist(path)?;
+                let store = cookie_session::store::SqliteStore::open_with_table(path, table)
+                    .map_err(opened)?;
+                return Ok(Some(block_on(sweeper.sweep_once(&store, now))));
+            }
+            #[cfg(feature = "files")]
+            "files" if !location.is_empty() => {
+                must_exist(location)?;
+                let store = cookie_session::store::FileStore::open(location).map_err(opened)?;
+                return Ok(Some(block_on(sweeper.sweep_once(&store, now))));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
 /// The `--store` forms this build sweeps.
-#[cfg(any(feature = "sqlite", feature = "files"))]
+#[cfg(any(feature = "sqlite", feature = "files", feature = "postgres"))]
 const SWEEPABLE: &[&str] = &[
     #[cfg(feature = "sqlite")]
     "`sqlite:PATH[#TABLE]`",
     #[cfg(feature = "files")]
     "`files:DIR`",
+    #[cfg(feature = "postgres")]
+    "`postgres:URL[#TABLE]`",
 ];
 
 impl From<ModeArg> for Mode {
