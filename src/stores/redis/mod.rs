@@ -590,23 +590,17 @@ impl SessionStore for RedisStore {
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
-            if self.sharded {
-                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
-                return match self.sharded_create(&key, data, expires, now).await? {
-                    true => Ok(Version::FIRST),
-                    false => Err(StoreError::Duplicate),
-                };
-            }
-            let created: i64 = self
-                .invoke(&key, {
+            let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+            let created: i64 = if self.sharded {
+                self.sharded_create(&key, data, expires, now).await?
+            } else {
+                self.invoke(&key, {
                     let mut call = CREATE.prepare_invoke();
-                    call.key(&key)
-                        .arg(data)
-                        .arg(expires.unix_timestamp())
-                        .arg(now.unix_timestamp());
+                    call.key(&key).arg(data).arg(expires).arg(now);
                     call
                 })
-                .await?;
+                .await?
+            };
             if created == 1 {
                 Ok(Version::FIRST)
             } else {
@@ -659,22 +653,17 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let key = self.key(key);
         async move {
-            if self.sharded {
-                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
-                return match self.sharded_touch(&key, expires, now).await? {
-                    true => Ok(()),
-                    false => Err(StoreError::Gone),
-                };
-            }
-            let live: i64 = self
-                .invoke(&key, {
+            let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+            let live: i64 = if self.sharded {
+                self.sharded_touch(&key, expires, now).await?
+            } else {
+                self.invoke(&key, {
                     let mut call = TOUCH.prepare_invoke();
-                    call.key(&key)
-                        .arg(expires.unix_timestamp())
-                        .arg(now.unix_timestamp());
+                    call.key(&key).arg(expires).arg(now);
                     call
                 })
-                .await?;
+                .await?
+            };
             if live == 1 {
                 Ok(())
             } else {
@@ -716,16 +705,17 @@ impl SessionStore for RedisStore {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let key = self.key(key);
         async move {
-            if self.sharded {
-                return self.sharded_delete(&key, now.unix_timestamp()).await;
-            }
-            let live: i64 = self
-                .invoke(&key, {
+            let now = now.unix_timestamp();
+            let live: i64 = if self.sharded {
+                self.sharded_delete(&key, now).await?
+            } else {
+                self.invoke(&key, {
                     let mut call = DELETE.prepare_invoke();
-                    call.key(&key).arg(now.unix_timestamp());
+                    call.key(&key).arg(now);
                     call
                 })
-                .await?;
+                .await?
+            };
             Ok(live == 1)
         }
     }
@@ -740,22 +730,17 @@ impl SessionStore for RedisStore {
         let checked = super::check_user(user);
         async move {
             checked?;
-            if self.sharded {
-                return match self
-                    .sharded_set_user(&key, user, now.unix_timestamp())
-                    .await?
-                {
-                    true => Ok(()),
-                    false => Err(StoreError::Gone),
-                };
-            }
-            let linked: i64 = self
-                .invoke(&key, {
+            let now = now.unix_timestamp();
+            let linked: i64 = if self.sharded {
+                self.sharded_set_user(&key, user, now).await?
+            } else {
+                self.invoke(&key, {
                     let mut call = SET_USER.prepare_invoke();
-                    call.key(&key).arg(user).arg(now.unix_timestamp());
+                    call.key(&key).arg(user).arg(now);
                     call
                 })
-                .await?;
+                .await?
+            };
             if linked == 1 {
                 Ok(())
             } else {

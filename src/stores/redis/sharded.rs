@@ -276,15 +276,13 @@ impl RedisStore {
         data: &[u8],
         expires: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let created: i64 = self
-            .invoke(key, {
-                let mut call = CREATE.prepare_invoke();
-                call.key(key).arg(data).arg(expires).arg(now);
-                call
-            })
-            .await?;
-        Ok(created == 1)
+    ) -> Result<i64, StoreError> {
+        self.invoke(key, {
+            let mut call = CREATE.prepare_invoke();
+            call.key(key).arg(data).arg(expires).arg(now);
+            call
+        })
+        .await
     }
 
     pub(super) async fn sharded_save(
@@ -317,29 +315,25 @@ impl RedisStore {
         key: &str,
         expires: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let live = self
-            .covering(key, expires + 60, |user, coverage| async move {
-                self.invoke(key, {
-                    let mut call = TOUCH.prepare_invoke();
-                    call.key(key).arg(expires).arg(now).arg(user).arg(coverage);
-                    call
-                })
-                .await
-            })
-            .await?;
-        Ok(live == 1)
-    }
-
-    pub(super) async fn sharded_delete(&self, key: &str, now: i64) -> Result<bool, StoreError> {
-        let live: i64 = self
-            .invoke(key, {
-                let mut call = DELETE.prepare_invoke();
-                call.key(key).arg(now);
+    ) -> Result<i64, StoreError> {
+        self.covering(key, expires + 60, |user, coverage| async move {
+            self.invoke(key, {
+                let mut call = TOUCH.prepare_invoke();
+                call.key(key).arg(expires).arg(now).arg(user).arg(coverage);
                 call
             })
-            .await?;
-        Ok(live == 1)
+            .await
+        })
+        .await
+    }
+
+    pub(super) async fn sharded_delete(&self, key: &str, now: i64) -> Result<i64, StoreError> {
+        self.invoke(key, {
+            let mut call = DELETE.prepare_invoke();
+            call.key(key).arg(now);
+            call
+        })
+        .await
     }
 
     pub(super) async fn sharded_set_user(
@@ -347,7 +341,7 @@ impl RedisStore {
         key: &str,
         user: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut coverage = 0;
         for _ in 0..ATTEMPTS {
             let (code, native): (i64, String) = self
@@ -358,7 +352,7 @@ impl RedisStore {
                 })
                 .await?;
             if code != -3 {
-                return Ok(code == 1);
+                return Ok(code);
             }
             let native: i64 = native.parse().map_err(|_| corrupt("native expiry"))?;
             coverage = native + COVER;
