@@ -224,6 +224,24 @@ fn hostile_shapes_are_refused_before_they_cost_anything() {
         Err(PickleError::TooLarge("depth"))
     );
     assert!(from_pickle(&nested(60), &limits).is_ok());
+    // Numbers longer than 64 bits in every form, refused before they are parsed.
+    let digits = "9".repeat(200_000);
+    for long in [
+        format!("(dX\x01\x00\x00\x00aI{digits}\ns."),
+        format!("(dX\x01\x00\x00\x00aL{digits}L\ns."),
+    ] {
+        assert_eq!(
+            from_pickle(long.as_bytes(), &limits),
+            Err(PickleError::Unrepresentable("an integer beyond 64 bits"))
+        );
+    }
+    let mut long4 = b"\x80\x02}X\x01\x00\x00\x00a\x8b\x00\x00\x01\x00".to_vec();
+    long4.extend(std::iter::repeat_n(0xff, 65_536));
+    long4.extend_from_slice(b"s.");
+    assert_eq!(
+        from_pickle(&long4, &limits),
+        Err(PickleError::Unrepresentable("an integer beyond 64 bits"))
+    );
     // Over the byte limit.
     let small = Limits {
         max_bytes: 16,

@@ -194,6 +194,10 @@ fn to_json(value: Py) -> Result<Value, PickleError> {
     })
 }
 
+/// The longest number in text (protocol 0): `-18446744073709551615L` is 22 bytes, a
+/// float's repr at most 24.
+const MAX_NUMBER_TEXT: usize = 32;
+
 /// What a container the walk has built so far holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -415,17 +419,21 @@ impl Walk<'_> {
                     self.take(8)?;
                     self.leaf(0);
                 }
+                // Numbers as text and long integers: longer than any value of 64 bits (or
+                // any float's repr) is refused here, before a decimal parse that grows with
+                // the square of the digits.
                 b'I' | b'L' | b'F' => {
-                    let len = self.line()?.len();
-                    self.leaf(len);
+                    if self.line()?.len() > MAX_NUMBER_TEXT {
+                        return Err(PickleError::Unrepresentable("an integer beyond 64 bits"));
+                    }
+                    self.leaf(0);
                 }
-                b'\x8a' => {
-                    let len = self.counted(1)?;
-                    self.leaf(len);
-                }
-                b'\x8b' => {
-                    let len = self.counted(4)?;
-                    self.leaf(len);
+                b'\x8a' | b'\x8b' => {
+                    let len = self.counted(if op == b'\x8a' { 1 } else { 4 })?;
+                    if len > 9 {
+                        return Err(PickleError::Unrepresentable("an integer beyond 64 bits"));
+                    }
+                    self.leaf(0);
                 }
                 // Strings and bytes.
                 b'S' | b'V' => {

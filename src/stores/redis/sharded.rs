@@ -256,7 +256,9 @@ impl RedisStore {
         Err(changing("the record's user"))
     }
 
-    /// Raises `member`'s entry in `user`'s index to `score`.
+    /// Raises `member`'s entry in `user`'s index to `score`, and prunes entries past their
+    /// score by the clock Redis expires records by (the machine's, kept in sync with it):
+    /// such an entry's record has expired natively.
     async fn index(&self, user: &str, member: &str, score: i64) -> Result<(), StoreError> {
         let set = self.user_set(user);
         let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -403,7 +405,9 @@ impl RedisStore {
                 return Err(StoreError::Duplicate);
             }
             self.pause(ClusterStep::Retire).await;
-            let retired: i64 = match self
+            // An error here leaves it unknown whether `from` was retired: `to` stays
+            // pending (never two live copies) and expires by itself.
+            let retired: i64 = self
                 .invoke(from, {
                     let mut call = RETIRE.prepare_invoke();
                     call.key(from)
@@ -413,15 +417,7 @@ impl RedisStore {
                         .arg(now);
                     call
                 })
-                .await
-            {
-                Ok(retired) => retired,
-                Err(error) => {
-                    // Unknown whether `from` was retired: leave `to` pending (never two
-                    // live copies); it expires by itself.
-                    return Err(error);
-                }
-            };
+                .await?;
             if retired != 1 {
                 self.unstage(to, &token).await?;
                 if retired == -1 {
