@@ -242,6 +242,19 @@ fn hostile_shapes_are_refused_before_they_cost_anything() {
         from_pickle(&long4, &limits),
         Err(PickleError::Unrepresentable("an integer beyond 64 bits"))
     );
+    // The expanded size at its limit and one past: {"a": [1] * 100} weighs 64 for the
+    // dict, 64 + 1 for its key, 64 for the list and 64 for each of its items.
+    let hundred = json!({"a": vec![1; 100]}).as_object().unwrap().clone();
+    let pickled = to_pickle(&hundred).unwrap();
+    let at = |max_expanded| Limits {
+        max_expanded,
+        ..limits
+    };
+    assert_eq!(from_pickle(&pickled, &at(6593)), Ok(hundred));
+    assert_eq!(
+        from_pickle(&pickled, &at(6592)),
+        Err(PickleError::TooLarge("expanded size"))
+    );
     // Over the byte limit.
     let small = Limits {
         max_bytes: 16,

@@ -45,8 +45,9 @@ pub struct Limits {
     pub max_bytes: usize,
     /// The deepest nesting of containers in the value. Default 64.
     pub max_depth: usize,
-    /// The largest value, in units of one per container, number or constant and one per
-    /// byte of a string, with every memo reference counted in full. Default 4 Mi.
+    /// The largest value once decoded, in about the bytes it takes: 64 per value
+    /// (container, number, string, constant) and one per byte of text, every memo
+    /// reference counted in full at every use. Default 16 MiB (at most 256 Ki values).
     pub max_expanded: u64,
 }
 
@@ -55,7 +56,7 @@ impl Default for Limits {
         Self {
             max_bytes: 1 << 20,
             max_depth: 64,
-            max_expanded: 4 << 20,
+            max_expanded: 16 << 20,
         }
     }
 }
@@ -194,6 +195,10 @@ fn to_json(value: Py) -> Result<Value, PickleError> {
     })
 }
 
+/// What one decoded value weighs against [`Limits::max_expanded`], besides its text: about
+/// the bytes a decoded value and its JSON counterpart take.
+const VALUE_WEIGHT: u64 = 64;
+
 /// The longest number in text (protocol 0): `-18446744073709551615L` is 22 bytes, a
 /// float's repr at most 24.
 const MAX_NUMBER_TEXT: usize = 32;
@@ -295,7 +300,7 @@ impl Walk<'_> {
     fn push_node(&mut self, kind: Kind, weight: u64, children: Vec<usize>) {
         self.nodes.push(Node {
             kind,
-            weight: weight.saturating_add(1),
+            weight: weight.saturating_add(VALUE_WEIGHT),
             children,
         });
         self.stack.push(Item::Node(self.nodes.len() - 1));
