@@ -3,12 +3,17 @@
 
     harness.py vectors > tests/vectors/beaker.json   # cookies made by real Beaker
     harness.py check FILE                            # real Beaker decodes our cookies
+    harness.py stored-vectors > tests/vectors/beaker-stored.json
+                                                     # server-side session values
+    harness.py check-stored FILE                     # real Beaker decodes our values
 
 It never reimplements Beaker's crypto: every cookie here is made or read by Beaker itself.
 Needs beaker==1.14.1, cryptography (GCM backend) and pycryptodome (CTR backend); .ci/run
 installs pinned versions into a virtualenv.
 """
 
+import base64
+import datetime
 import json
 import random
 import sys
@@ -16,7 +21,7 @@ import time
 from unittest import mock
 
 import beaker
-from beaker.session import CookieSession
+from beaker.session import CookieSession, Session
 
 assert beaker.__version__ == "1.14.1", beaker.__version__
 
@@ -134,10 +139,85 @@ def check(path):
     return 1 if failed or not passed else 0
 
 
+def server_session(serializer, encrypt=None, at=None):
+    """A server-side Beaker Session (memory namespace) configured as a backend's would be."""
+    opts = dict(type="memory", data_serializer=serializer)
+    if encrypt:
+        opts.update(encrypt_key=ENCRYPT_KEY, validate_key=VALIDATE_KEY, crypto_type=BACKENDS[encrypt])
+    with mock.patch("time.time", return_value=at if at is not None else time.time()):
+        return Session({}, **opts)
+
+
+def text(value):
+    """Beaker's value is text (its base64 helpers return str); bytes, should it change."""
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+def stored(value):
+    """The value as Beaker's _decrypt_data takes it (what the backends hand back): text."""
+    return value
+
+
+def stored_vectors():
+    """What Session.save puts under the namespace key 'session', made by Beaker itself."""
+    t0 = 1767225600.25
+    data = {"user": "alice", "name": "Zo\u00eb \U0001F36A", "cart": [{"sku": "A-1", "qty": 2}], "n": 1.5, "ok": True, "none": None}
+    out = []
+    for serializer in ("pickle", "json"):
+        for encrypt in (None, "gcm", "ctr"):
+            session = server_session(serializer, encrypt, t0)
+            session.update(data)
+            value = text(session._encrypt_data(dict(session)))
+            assert session._decrypt_data(stored(value)) == dict(session)
+            out.append({
+                "name": f"{serializer}-{encrypt or 'plain'}", "serializer": serializer, "cipher": encrypt,
+                "id": session.id, "value": value, "expect": "ok", "data": user_keys(session),
+                "internal": {k: v for k, v in session.items() if k.startswith("_")},
+            })
+    # A Python object in the session: the pickle names a class, and is refused here.
+    session = server_session("pickle", None, t0)
+    session["when"] = datetime.datetime(2026, 1, 1)
+    out.append({"name": "pickle-datetime", "serializer": "pickle", "cipher": None, "id": session.id,
+                "value": text(session._encrypt_data(dict(session))), "expect": "refused"})
+    gcm = out[1]
+    tampered = gcm["value"][:-8] + ("AAAAAAA=" if not gcm["value"].endswith("AAAAAAA=") else "BBBBBBB=")
+    out.append({**gcm, "name": "pickle-gcm-tampered", "value": tampered, "expect": "invalid"})
+    json.dump({
+        "generated_by": f"tests/beaker/harness.py with beaker {beaker.__version__}",
+        "validate_key": VALIDATE_KEY, "encrypt_key": ENCRYPT_KEY, "vectors": out,
+    }, sys.stdout, indent=1, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def check_stored(path):
+    """Each entry: {name, serializer, cipher, value, data}. Beaker must read exactly `data`,
+    with its own internal keys and no `_id`."""
+    with open(path, encoding="utf-8") as f:
+        entries = json.load(f)
+    passed = failed = 0
+    for e in entries:
+        try:
+            got = server_session(e["serializer"], e.get("cipher"))._decrypt_data(stored(e["value"]))
+            internal = sorted(k for k in got if k.startswith("_"))
+            ok = user_keys(got) == e["data"] and internal == ["_accessed_time", "_creation_time", "_domain", "_path"]
+            detail = "" if ok else f"got {got!r}"
+        except Exception as exc:  # report every failure, then fail
+            ok, detail = False, repr(exc)
+        passed += ok
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {e.get('name', '?')} {detail}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["vectors"]:
         vectors()
     elif sys.argv[1:2] == ["check"] and len(sys.argv) == 3:
         sys.exit(check(sys.argv[2]))
+    elif sys.argv[1:2] == ["stored-vectors"]:
+        stored_vectors()
+    elif sys.argv[1:2] == ["check-stored"] and len(sys.argv) == 3:
+        sys.exit(check_stored(sys.argv[2]))
     else:
         sys.exit(__doc__)

@@ -42,6 +42,11 @@ use crate::wire::json;
 use crate::wire::map::LazyMap;
 use crate::wire::stamp::{Deadline, SessionId, Stamp};
 
+#[cfg(feature = "pickle")]
+mod stored;
+#[cfg(feature = "pickle")]
+pub use stored::{BeakerSerializer, BeakerStored, StoredError};
+
 /// A session's data: a JSON object.
 type SessionMap = Map<String, Value>;
 
@@ -212,20 +217,7 @@ impl BeakerFormat {
                 decrypt(*cipher, &key, &mut body)?
             }
         };
-        let payload = inflate(&compressed)?;
-        if !json::depth_within(&payload, crate::wire::codec::DEFAULT_MAX_DEPTH) {
-            return Err(DecodeError::TooDeep {
-                limit: crate::wire::codec::DEFAULT_MAX_DEPTH,
-            });
-        }
-        let map: Map<String, Value> = serde_json::from_slice(&payload).map_err(|e| {
-            if e.is_data() {
-                DecodeError::Payload(e.into())
-            } else {
-                DecodeError::Malformed
-            }
-        })?;
-        let cookie = BeakerCookie::from_payload(map, now);
+        let cookie = BeakerCookie::from_payload(json_payload(&compressed)?, now);
         if let Some(timeout) = self.timeout
             && unix_f64(now) - cookie.accessed_time > timeout.as_secs_f64()
         {
@@ -270,14 +262,35 @@ impl BeakerFormat {
         base16ct::lower::encode_string(&mac.finalize().into_bytes())
     }
 
-    /// PBKDF2-HMAC-SHA1(encrypt_key, validate_key || nonce text, 1 iteration, 32 bytes).
     fn derive(&self, encrypt_key: &[u8], nonce: &str) -> Zeroizing<[u8; 32]> {
-        let mut salt = Zeroizing::new(self.validate_key.to_vec());
-        salt.extend_from_slice(nonce.as_bytes());
-        let mut key = Zeroizing::new([0u8; 32]);
-        pbkdf2::pbkdf2_hmac::<Sha1>(encrypt_key, &salt, 1, key.as_mut_slice());
-        key
+        derive(&self.validate_key, encrypt_key, nonce)
     }
+}
+
+/// PBKDF2-HMAC-SHA1(encrypt_key, validate_key || nonce text, 1 iteration, 32 bytes).
+fn derive(validate_key: &[u8], encrypt_key: &[u8], nonce: &str) -> Zeroizing<[u8; 32]> {
+    let mut salt = Zeroizing::new(validate_key.to_vec());
+    salt.extend_from_slice(nonce.as_bytes());
+    let mut key = Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<Sha1>(encrypt_key, &salt, 1, key.as_mut_slice());
+    key
+}
+
+/// Beaker's JSON serializer's output (zlib of the JSON text) as a map, bounded.
+fn json_payload(compressed: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    let payload = inflate(compressed)?;
+    if !json::depth_within(&payload, crate::wire::codec::DEFAULT_MAX_DEPTH) {
+        return Err(DecodeError::TooDeep {
+            limit: crate::wire::codec::DEFAULT_MAX_DEPTH,
+        });
+    }
+    serde_json::from_slice(&payload).map_err(|e| {
+        if e.is_data() {
+            DecodeError::Payload(e.into())
+        } else {
+            DecodeError::Malformed
+        }
+    })
 }
 
 impl fmt::Debug for BeakerFormat {
