@@ -122,13 +122,22 @@ def vectors():
 
 def check(path):
     """Each entry: {value, cipher, data, now}. Real Beaker must load exactly `data`."""
+    def loads(e):
+        got = user_keys(read(e["value"], e.get("now", time.time()), e.get("cipher")))
+        return got == e["data"], got
+
+    return report(path, loads)
+
+
+def report(path, loads):
+    """Runs `loads(entry) -> (ok, what Beaker got)` on each entry of the JSON file at
+    `path`, prints a line each, and returns the exit status: 1 on any failure."""
     with open(path, encoding="utf-8") as f:
         entries = json.load(f)
     passed = failed = 0
     for e in entries:
         try:
-            got = user_keys(read(e["value"], e.get("now", time.time()), e.get("cipher")))
-            ok = got == e["data"]
+            ok, got = loads(e)
             detail = "" if ok else f"got {got!r}"
         except Exception as exc:  # report every failure, then fail
             ok, detail = False, repr(exc)
@@ -192,22 +201,12 @@ def stored_vectors():
 def check_stored(path):
     """Each entry: {name, serializer, cipher, value, data}. Beaker must read exactly `data`,
     with its own internal keys and no `_id`."""
-    with open(path, encoding="utf-8") as f:
-        entries = json.load(f)
-    passed = failed = 0
-    for e in entries:
-        try:
-            got = server_session(e["serializer"], e.get("cipher"))._decrypt_data(stored(e["value"]))
-            internal = sorted(k for k in got if k.startswith("_"))
-            ok = user_keys(got) == e["data"] and internal == ["_accessed_time", "_creation_time", "_domain", "_path"]
-            detail = "" if ok else f"got {got!r}"
-        except Exception as exc:  # report every failure, then fail
-            ok, detail = False, repr(exc)
-        passed += ok
-        failed += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {e.get('name', '?')} {detail}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    def loads(e):
+        got = server_session(e["serializer"], e.get("cipher"))._decrypt_data(stored(e["value"]))
+        internal = sorted(k for k in got if k.startswith("_"))
+        return user_keys(got) == e["data"] and internal == ["_accessed_time", "_creation_time", "_domain", "_path"], got
+
+    return report(path, loads)
 
 
 if __name__ == "__main__":
