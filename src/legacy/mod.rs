@@ -59,6 +59,13 @@ pub(crate) trait LegacyFormat: Send + Sync {
     /// Whether sessions are written back in this format (rather than the native one).
     fn writes(&self) -> bool;
 
+    /// Whether the cookie is a foreign application's server-side session id, whose store
+    /// keeps the record under the raw id (Beaker's backends): the store key is then the id
+    /// itself, not a keyed hash of it.
+    fn keys_by_id(&self) -> bool {
+        false
+    }
+
     /// The cookie value for `data` of the session `id`. `loaded` is the state of the
     /// session as it was read (`None` for a new or regenerated one); `relocate` asks that
     /// the format's own idea of where the cookie lives become `place`.

@@ -123,6 +123,36 @@ pub fn from_pickle(pickle: &[u8], limits: &Limits) -> Result<Map<String, Value>,
     }
 }
 
+/// Reads a pickled `str` (what Beaker's Redis backend stores: `pickle.dumps(value)` of the
+/// session's text), under the same walk and limits as [`from_pickle`].
+///
+/// # Errors
+/// [`PickleError`]: refused, malformed, over `limits`, or not a `str`.
+pub fn text_from_pickle(pickle: &[u8], limits: &Limits) -> Result<String, PickleError> {
+    vet(pickle, limits)?;
+    let value =
+        serde_pickle::value_from_slice(pickle, serde_pickle::DeOptions::new().decode_strings())
+            .map_err(|e| malformed(e.to_string()))?;
+    match value {
+        Py::String(text) => Ok(text),
+        _ => Err(PickleError::Unrepresentable(
+            "a top level that is not a str",
+        )),
+    }
+}
+
+/// Writes `text` as a pickled `str` (protocol 3), the inverse of [`text_from_pickle`].
+///
+/// # Errors
+/// [`PickleError::Malformed`] if the encoder fails (it does not for a `str`).
+pub fn text_to_pickle(text: &str) -> Result<Vec<u8>, PickleError> {
+    serde_pickle::value_to_vec(
+        &Py::String(text.to_owned()),
+        serde_pickle::SerOptions::new(),
+    )
+    .map_err(|e| malformed(e.to_string()))
+}
+
 fn object(dict: BTreeMap<HashableValue, Py>) -> Result<Map<String, Value>, PickleError> {
     dict.into_iter()
         .map(|(key, value)| match key {

@@ -73,6 +73,9 @@ impl Session {
     pub fn store_key(&self) -> Option<StoreKey> {
         let view = self.view();
         let stamp = view.stamp?;
+        if self.keys_by_id() {
+            return Some(raw_key(stamp.id()));
+        }
         let key = self.sessions.codec().key_ring().find(view.key_id?)?.0;
         Some(keyed(self, key, stamp.id()))
     }
@@ -461,8 +464,19 @@ fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetD
 /// The store key the session's current stamp belongs at: under the ring's current key.
 fn target_key(session: &Session) -> Option<StoreKey> {
     let stamp = session.view().stamp?;
+    if session.keys_by_id() {
+        return Some(raw_key(stamp.id()));
+    }
     let key = session.sessions.codec().key_ring().current();
     Some(keyed(session, key, stamp.id()))
+}
+
+/// The store key of a store that keeps records under the raw id (Beaker's layout): the
+/// id's 16 bytes, then zeros ([`StoreKey::from_hex`] of the id's 32 digits).
+fn raw_key(id: crate::wire::stamp::SessionId) -> StoreKey {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(&id.to_bytes());
+    StoreKey::from_bytes(key)
 }
 
 /// What to write, and what the cookie does, from the session as it is now.

@@ -538,6 +538,21 @@ impl SessionConfig {
         self.with_legacy(crate::legacy::beaker::seam(format, migration))
     }
 
+    /// Server-side sessions shared with a Beaker application (`session.type` = `file`,
+    /// `ext:redis`, `ext:memcached`, `ext:database`): the cookie is Beaker's id cookie
+    /// (`ids`: plain, or signed with `session.secret`), read and written, and the store is
+    /// keyed by the raw id, as Beaker's backends are. Use it with a store in Beaker's
+    /// layout (`store::BeakerStore`), the cookie name Beaker uses (`session.key`, by
+    /// default `beaker.session.id`), and an idle timeout equal to Beaker's
+    /// `session.timeout`. Sessions of this crate's own format are still read (their ids
+    /// are authentic), but never written.
+    #[cfg(feature = "beaker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "beaker")))]
+    #[must_use]
+    pub fn with_beaker_ids(self, ids: crate::legacy::beaker::BeakerIds) -> Self {
+        self.with_legacy(crate::legacy::beaker::id_seam(ids))
+    }
+
     /// Also reads sessions from cookies in `format` (see
     /// [`with_beaker`](Self::with_beaker)).
     #[cfg_attr(not(feature = "beaker"), allow(dead_code))]

@@ -115,9 +115,33 @@ impl Session {
         state.stamp = state.stamp.map(|s| s.regenerated());
     }
 
+    /// Whether the store keeps records under the raw session id (a foreign application's
+    /// id cookie, see [`LegacyFormat::keys_by_id`](crate::legacy::LegacyFormat::keys_by_id)).
+    pub(crate) fn keys_by_id(&self) -> bool {
+        self.id_format().is_some()
+    }
+
+    /// The foreign id cookie format, if the configuration names one.
+    fn id_format(&self) -> Option<&dyn crate::legacy::LegacyFormat> {
+        let format = self.sessions.config().legacy.as_deref()?;
+        format.keys_by_id().then_some(format)
+    }
+
     /// The cookie (or token) value of a server-side session: its signed id with the
     /// session's lifetime; idleness is the record's expiry.
     pub(crate) fn id_value(&self, stamp: Stamp) -> Result<String, SessionError> {
+        if let Some(format) = self.id_format() {
+            let config = self.sessions.config();
+            let empty = LazyMap::default();
+            return Ok(format.encode(
+                &empty,
+                stamp.id(),
+                None,
+                self.now,
+                &config.place(),
+                false,
+            )?);
+        }
         let stamp = Stamp {
             idle_deadline: stamp.absolute_deadline,
             ..stamp.with_persistence(self.state().persistence)

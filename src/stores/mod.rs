@@ -8,6 +8,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+#[cfg(all(
+    feature = "beaker",
+    feature = "pickle",
+    any(feature = "redis", feature = "files")
+))]
+mod beaker;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
 mod deadline;
 #[cfg(feature = "files")]
@@ -30,6 +36,20 @@ mod worker;
 #[cfg_attr(docsrs, doc(cfg(feature = "store-testing")))]
 pub mod conformance;
 
+#[cfg(all(
+    feature = "beaker",
+    feature = "pickle",
+    any(feature = "redis", feature = "files")
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(
+        feature = "beaker",
+        feature = "pickle",
+        any(feature = "redis", feature = "files")
+    )))
+)]
+pub use beaker::BeakerStore;
 #[cfg(feature = "files")]
 #[cfg_attr(docsrs, doc(cfg(feature = "files")))]
 pub use files::FileStore;

@@ -42,8 +42,11 @@ use crate::wire::json;
 use crate::wire::map::LazyMap;
 use crate::wire::stamp::{Deadline, SessionId, Stamp};
 
+mod ids;
 #[cfg(feature = "pickle")]
 mod stored;
+pub use ids::BeakerIds;
+pub(crate) use ids::seam as id_seam;
 #[cfg(feature = "pickle")]
 pub use stored::{BeakerSerializer, BeakerStored, StoredError};
 
@@ -256,10 +259,7 @@ impl BeakerFormat {
 
     /// Lowercase hex HMAC-SHA1 of the signed part's text, keyed with the validate key.
     fn sign(&self, signed_part: &str) -> String {
-        let mut mac = <Hmac<Sha1> as hmac::KeyInit>::new_from_slice(&self.validate_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(signed_part.as_bytes());
-        base16ct::lower::encode_string(&mac.finalize().into_bytes())
+        sign(&self.validate_key, signed_part)
     }
 
     fn derive(&self, encrypt_key: &[u8], nonce: &str) -> Zeroizing<[u8; 32]> {
@@ -481,6 +481,14 @@ impl BeakerCookie {
 
 fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// `hex(HMAC-SHA1(key, text))`: Beaker's signature, on cookies and on ids alike.
+fn sign(key: &[u8], text: &str) -> String {
+    let mut mac = <Hmac<Sha1> as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(text.as_bytes());
+    base16ct::lower::encode_string(&mac.finalize().into_bytes())
 }
 
 /// Beaker as a format behind the session layer's seam.
