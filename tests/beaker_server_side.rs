@@ -1,18 +1,19 @@
 //! Server-side sessions shared with the real Beaker 1.14.1 (features `beaker`, `pickle`,
 //! `redis`, `files`): a Python page (Beaker's own `Session`, driven by
 //! `tests/beaker/server_side.py`) and a Rust page (`BeakerStore` with Beaker's id cookie)
-//! share one visitor's session on Beaker's `ext:redis` and `file` backends, in both
+//! share one visitor's session on Beaker's `ext:redis`, `ext:memcached` and `file` backends, in both
 //! directions: values, changes, concurrent changes, a new id at login, logout on either
 //! side, expiry on either side, a forged id.
 //!
-//! Needs `BEAKER_PYTHON` (a Python with beaker 1.14.1, redis, cryptography) and
-//! `REDIS_URL`; `.ci/run` sets both. Without them each test prints a loud skip line, and
+//! Needs `BEAKER_PYTHON` (a Python with beaker 1.14.1, redis, python-memcached,
+//! cryptography), `REDIS_URL` and `MEMCACHED_URL`; `.ci/run` sets them. Without them each test prints a loud skip line, and
 //! fails under `CI=true`.
 #![cfg(all(
     feature = "beaker",
     feature = "pickle",
     feature = "redis",
-    feature = "files"
+    feature = "files",
+    feature = "memcached"
 ))]
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
@@ -66,6 +67,10 @@ impl Settings {
                 config["type"] = json!("ext:redis");
                 config["url"] = json!(url);
             }
+            Backend::Memcached(address) => {
+                config["type"] = json!("ext:memcached");
+                config["url"] = json!(address);
+            }
             Backend::Files(dir) => {
                 config["type"] = json!("file");
                 config["data_dir"] = json!(dir.path().to_str().unwrap());
@@ -104,6 +109,7 @@ impl Settings {
 
 enum Backend {
     Redis(String),
+    Memcached(String),
     Files(Scratch),
 }
 
@@ -225,6 +231,9 @@ async fn pair(backend: Backend, settings: Settings) -> Option<(Python, Rust, Bac
                 .await
                 .unwrap()
         }
+        Backend::Memcached(address) => {
+            BeakerStore::memcached(address, settings.value(), Duration::from_secs(TIMEOUT))
+        }
         Backend::Files(dir) => {
             BeakerStore::files(dir.path(), settings.value(), Duration::from_secs(TIMEOUT)).unwrap()
         }
@@ -248,6 +257,12 @@ async fn pair(backend: Backend, settings: Settings) -> Option<(Python, Rust, Bac
 
 async fn redis() -> Option<Backend> {
     env("REDIS_URL").map(Backend::Redis)
+}
+
+fn memcached() -> Option<Backend> {
+    let url = env("MEMCACHED_URL")?;
+    let address = url.split("://").last().unwrap().trim_end_matches('/');
+    Some(Backend::Memcached(address.to_owned()))
 }
 
 fn files() -> Backend {
@@ -484,4 +499,28 @@ async fn redis_refuses_what_is_not_a_session() {
 async fn files_refuse_what_is_not_a_session() {
     refuses_what_is_not_a_session(files(), Settings::Plain).await;
     refuses_what_is_not_a_session(files(), Settings::Signed).await;
+}
+
+#[tokio::test]
+async fn memcached_plain_shares_one_session() {
+    let Some(backend) = memcached() else { return };
+    shares_one_session(backend, Settings::Plain).await;
+}
+
+#[tokio::test]
+async fn memcached_signed_shares_one_session() {
+    let Some(backend) = memcached() else { return };
+    shares_one_session(backend, Settings::Signed).await;
+}
+
+#[tokio::test]
+async fn memcached_expires_on_both_sides() {
+    let Some(backend) = memcached() else { return };
+    expires_on_both_sides(backend, Settings::Plain).await;
+}
+
+#[tokio::test]
+async fn memcached_refuses_what_is_not_a_session() {
+    let Some(backend) = memcached() else { return };
+    refuses_what_is_not_a_session(backend, Settings::Signed).await;
 }

@@ -1,5 +1,6 @@
 //! `BeakerStore` on its own (no Python needed): the store contract as far as Beaker's
-//! layout lets it hold, on the `file` backend and (with `REDIS_URL`) `ext:redis`: versions
+//! layout lets it hold, on the `file` backend and (with `REDIS_URL`, `MEMCACHED_URL`)
+//! `ext:redis` and `ext:memcached`: versions
 //! that compare and set, concurrent writers with one winner, touch that never shortens,
 //! rename onto live, expired and emptied targets, delete that is final, Beaker's expiry,
 //! values this side cannot read left alone, and keys that are not raw ids refused.
@@ -7,7 +8,8 @@
     feature = "beaker",
     feature = "pickle",
     feature = "redis",
-    feature = "files"
+    feature = "files",
+    feature = "memcached"
 ))]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -97,18 +99,27 @@ async fn contract(store: &BeakerStore) {
         serde_json::json!({"n": 2})
     );
 
-    // Two writers with one expected version: exactly one wins.
-    let (first, second) = tokio::join!(
-        store.save(&a, v2, b"{\"w\":1}", expires, now),
-        store.save(&a, v2, b"{\"w\":2}", expires, now),
-    );
-    assert!(
-        first.is_ok() != second.is_ok(),
-        "{first:?} {second:?}: one winner"
-    );
+    // Writers with one expected version, all at once: exactly one wins.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let data = format!("{{\"w\":{w}}}");
+                store.save(&a, v2, data.as_bytes(), expires, now).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (w, writer) in writers.into_iter().enumerate() {
+        match writer.await.unwrap() {
+            Ok(_) => won.push(w),
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("writer {w}: {other:?}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "winners: {won:?}");
     let winner = store.load(&a, now).await.unwrap().unwrap();
-    let won = if first.is_ok() { 1 } else { 2 };
-    assert_eq!(json(&winner.data), serde_json::json!({"w": won}));
+    assert_eq!(json(&winner.data), serde_json::json!({"w": won[0]}));
 
     // Touch moves the expiry later, never earlier, and keeps the version.
     let later = expires + time::Duration::minutes(5);
@@ -242,7 +253,7 @@ async fn leaves_unreadable_values_alone(store: &BeakerStore, plant: impl AsyncFn
     ));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn files_keep_the_contract() {
     for value in values() {
         let dir = scratch();
@@ -252,7 +263,7 @@ async fn files_keep_the_contract() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_keeps_the_contract() {
     let Some(url) = services::url("REDIS_URL") else {
         return;
@@ -263,7 +274,7 @@ async fn redis_keeps_the_contract() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn files_leave_unreadable_values_alone() {
     let dir = scratch();
     let store =
@@ -284,7 +295,7 @@ async fn files_leave_unreadable_values_alone() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_leaves_unreadable_values_alone() {
     let Some(url) = services::url("REDIS_URL") else {
         return;
@@ -305,6 +316,43 @@ async fn redis_leaves_unreadable_values_alone() {
             .query_async(&mut conn)
             .await
             .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memcached_keeps_the_contract() {
+    if services::url("MEMCACHED_URL").is_none() {
+        return;
+    }
+    for value in values() {
+        let store = BeakerStore::memcached(&services::memcached_address(), value, TIMEOUT);
+        contract(&store).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memcached_leaves_unreadable_values_alone() {
+    if services::url("MEMCACHED_URL").is_none() {
+        return;
+    }
+    let address = services::memcached_address();
+    let store = BeakerStore::memcached(
+        &address,
+        BeakerStored::new(BeakerSerializer::Pickle),
+        TIMEOUT,
+    );
+    leaves_unreadable_values_alone(&store, async |id: &str, value: &[u8]| {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let mut stream = tokio::io::BufReader::new(stream);
+        let mut request = format!("set {id}_session 16 60 {}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
+        stream.get_mut().write_all(&request).await.unwrap();
+        let mut line = String::new();
+        stream.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "STORED\r\n");
     })
     .await;
 }

@@ -101,14 +101,22 @@ fn encode(version: u64, expires: i64, data: &[u8]) -> Vec<u8> {
 /// memcached's expiration for a record expiring at `expires`: always absolute (a value
 /// under 30 days would be read as relative); past the protocol's 32-bit range, 0 (never):
 /// the expiry in the value still ends the session.
-fn exptime(expires: i64) -> u32 {
+pub(crate) fn exptime(expires: i64) -> u32 {
     u32::try_from(expires.max(2_592_001)).unwrap_or(0)
+}
+
+/// An item as memcached holds it (for a client whose format is another's).
+pub(crate) struct RawItem {
+    /// The client's flags (python-memcached: 16 for `str`, 0 for `bytes`).
+    pub(crate) flags: u32,
+    pub(crate) value: Vec<u8>,
+    pub(crate) cas: u64,
 }
 
 /// What a storage command answered.
 #[derive(Debug, PartialEq, Eq)]
 #[allow(clippy::enum_variant_names, reason = "memcached's own words")]
-enum Reply {
+pub(crate) enum Reply {
     Stored,
     NotStored,
     Exists,
@@ -116,7 +124,7 @@ enum Reply {
 }
 
 /// One connection to the server.
-struct Connection {
+pub(crate) struct Connection {
     stream: BufReader<TcpStream>,
     /// Taken from the pool (opened for an earlier operation).
     reused: bool,
@@ -146,6 +154,28 @@ impl Connection {
     /// `gets key`: the item and its CAS value, if any (`limit`: the largest value this
     /// store writes, so a value announced larger is refused before it is read).
     async fn gets(&mut self, key: &str, limit: usize) -> Result<Option<Item>, StoreError> {
+        let Some(raw) = self.gets_raw(key, limit).await? else {
+            return Ok(None);
+        };
+        // An item not in this store's format (written by something else) is absent.
+        let Some((header, data)) = raw.value.split_first_chunk::<HEADER>() else {
+            return Ok(None);
+        };
+        let (version, expires) = header.split_at(8);
+        Ok(Some(Item {
+            version: u64::from_be_bytes(version.try_into().unwrap_or_default()),
+            expires: i64::from_be_bytes(expires.try_into().unwrap_or_default()),
+            data: data.to_vec(),
+            cas: raw.cas,
+        }))
+    }
+
+    /// `gets key` as memcached holds it: flags, value, CAS value.
+    pub(crate) async fn gets_raw(
+        &mut self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<RawItem>, StoreError> {
         self.stream
             .get_mut()
             .write_all(format!("gets {key}\r\n").as_bytes())
@@ -157,8 +187,11 @@ impl Connection {
         }
         // VALUE <key> <flags> <bytes> <cas>
         let fields: Vec<&str> = line.split(' ').collect();
-        let (len, cas) = match fields.as_slice() {
-            ["VALUE", k, _flags, len, cas] if *k == key => (
+        let (flags, len, cas) = match fields.as_slice() {
+            ["VALUE", k, flags, len, cas] if *k == key => (
+                flags
+                    .parse::<u32>()
+                    .map_err(|_| unavailable(line.clone()))?,
                 len.parse::<usize>()
                     .map_err(|_| unavailable(line.clone()))?,
                 cas.parse::<u64>().map_err(|_| unavailable(line.clone()))?,
@@ -183,17 +216,7 @@ impl Connection {
             return Err(unavailable("memcached's gets reply is malformed"));
         }
         value.truncate(len);
-        // An item not in this store's format (written by something else) is absent.
-        let Some((header, data)) = value.split_first_chunk::<HEADER>() else {
-            return Ok(None);
-        };
-        let (version, expires) = header.split_at(8);
-        Ok(Some(Item {
-            version: u64::from_be_bytes(version.try_into().unwrap_or_default()),
-            expires: i64::from_be_bytes(expires.try_into().unwrap_or_default()),
-            data: data.to_vec(),
-            cas,
-        }))
+        Ok(Some(RawItem { flags, value, cas }))
     }
 
     /// A storage command (`add`, `set`, or `cas` with `cas`).
@@ -205,9 +228,26 @@ impl Connection {
         exptime: u32,
         cas: Option<u64>,
     ) -> Result<Reply, StoreError> {
+        self.store_flagged(command, key, 0, value, exptime, cas)
+            .await
+    }
+
+    /// A storage command with the item's client flags (another client's type tag).
+    pub(crate) async fn store_flagged(
+        &mut self,
+        command: &str,
+        key: &str,
+        flags: u32,
+        value: &[u8],
+        exptime: u32,
+        cas: Option<u64>,
+    ) -> Result<Reply, StoreError> {
         let mut request = match cas {
-            Some(cas) => format!("{command} {key} 0 {exptime} {} {cas}\r\n", value.len()),
-            None => format!("{command} {key} 0 {exptime} {}\r\n", value.len()),
+            Some(cas) => format!(
+                "{command} {key} {flags} {exptime} {} {cas}\r\n",
+                value.len()
+            ),
+            None => format!("{command} {key} {flags} {exptime} {}\r\n", value.len()),
         }
         .into_bytes();
         request.extend_from_slice(value);
@@ -224,6 +264,23 @@ impl Connection {
             "NOT_FOUND" => Ok(Reply::NotFound),
             other => Err(unavailable(format!(
                 "memcached answered {command} with {other:?}"
+            ))),
+        }
+    }
+
+    /// Deletes `key` only if its CAS value is still `cas` (the meta command `md`, memcached
+    /// 1.6): whether it did.
+    pub(crate) async fn delete_if(&mut self, key: &str, cas: u64) -> Result<bool, StoreError> {
+        self.stream
+            .get_mut()
+            .write_all(format!("md {key} C{cas}\r\n").as_bytes())
+            .await
+            .map_err(unavailable)?;
+        match self.line().await?.as_str() {
+            "HD" => Ok(true),
+            "NF" | "EX" => Ok(false),
+            other => Err(unavailable(format!(
+                "memcached answered md with {other:?} (meta commands need memcached 1.6)"
             ))),
         }
     }
@@ -305,7 +362,7 @@ impl MemcachedStore {
     /// reached a server that applied it. Its idle siblings date from the same time and
     /// are retired with it, and `op` runs once more on a fresh connection, so after an
     /// outage one request per pooled connection does not have to fail to find it.
-    async fn with<T, F>(&self, op: impl Fn(Connection) -> F) -> Result<T, StoreError>
+    pub(crate) async fn with<T, F>(&self, op: impl Fn(Connection) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = (Connection, Result<T, StoreError>)>,
     {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 #[cfg(all(
     feature = "beaker",
     feature = "pickle",
-    any(feature = "redis", feature = "files")
+    any(feature = "redis", feature = "files", feature = "memcached")
 ))]
 mod beaker;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
@@ -39,14 +39,14 @@ pub mod conformance;
 #[cfg(all(
     feature = "beaker",
     feature = "pickle",
-    any(feature = "redis", feature = "files")
+    any(feature = "redis", feature = "files", feature = "memcached")
 ))]
 #[cfg_attr(
     docsrs,
     doc(cfg(all(
         feature = "beaker",
         feature = "pickle",
-        any(feature = "redis", feature = "files")
+        any(feature = "redis", feature = "files", feature = "memcached")
     )))
 )]
 pub use beaker::BeakerStore;
