@@ -1,19 +1,22 @@
 //! Server-side sessions shared with the real Beaker 1.14.1 (features `beaker`, `pickle`,
 //! `redis`, `files`): a Python page (Beaker's own `Session`, driven by
 //! `tests/beaker/server_side.py`) and a Rust page (`BeakerStore` with Beaker's id cookie)
-//! share one visitor's session on Beaker's `ext:redis`, `ext:memcached` and `file` backends, in both
+//! share one visitor's session on Beaker's `ext:redis`, `ext:memcached`, `ext:database`
+//! (PostgreSQL) and `file` backends, in both
 //! directions: values, changes, concurrent changes, a new id at login, logout on either
 //! side, expiry on either side, a forged id.
 //!
 //! Needs `BEAKER_PYTHON` (a Python with beaker 1.14.1, redis, python-memcached,
-//! cryptography), `REDIS_URL` and `MEMCACHED_URL`; `.ci/run` sets them. Without them each test prints a loud skip line, and
+//! SQLAlchemy, psycopg2, cryptography), `REDIS_URL`, `MEMCACHED_URL` and `DATABASE_URL`;
+//! `.ci/run` sets them. Without them each test prints a loud skip line, and
 //! fails under `CI=true`.
 #![cfg(all(
     feature = "beaker",
     feature = "pickle",
     feature = "redis",
     feature = "files",
-    feature = "memcached"
+    feature = "memcached",
+    feature = "postgres"
 ))]
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
@@ -71,6 +74,13 @@ impl Settings {
                 config["type"] = json!("ext:memcached");
                 config["url"] = json!(address);
             }
+            Backend::Database { url, table } => {
+                // SQLAlchemy's name for the same database, through psycopg2.
+                let (_, rest) = url.split_once("://").unwrap();
+                config["type"] = json!("ext:database");
+                config["url"] = json!(format!("postgresql+psycopg2://{rest}"));
+                config["table_name"] = json!(table);
+            }
             Backend::Files(dir) => {
                 config["type"] = json!("file");
                 config["data_dir"] = json!(dir.path().to_str().unwrap());
@@ -110,6 +120,11 @@ impl Settings {
 enum Backend {
     Redis(String),
     Memcached(String),
+    /// Beaker creates the table on its first write; dropped when the test ends.
+    Database {
+        url: String,
+        table: String,
+    },
     Files(Scratch),
 }
 
@@ -234,6 +249,10 @@ async fn pair(backend: Backend, settings: Settings) -> Option<(Python, Rust, Bac
         Backend::Memcached(address) => {
             BeakerStore::memcached(address, settings.value(), Duration::from_secs(TIMEOUT))
         }
+        Backend::Database { url, table } => {
+            BeakerStore::database(url, table, settings.value(), Duration::from_secs(TIMEOUT))
+                .unwrap()
+        }
         Backend::Files(dir) => {
             BeakerStore::files(dir.path(), settings.value(), Duration::from_secs(TIMEOUT)).unwrap()
         }
@@ -265,6 +284,28 @@ fn memcached() -> Option<Backend> {
     Some(Backend::Memcached(address.to_owned()))
 }
 
+fn database() -> Option<Backend> {
+    let url = env("DATABASE_URL")?;
+    let table = format!("cs_beaker_{:016x}", rand::random::<u64>());
+    Some(Backend::Database { url, table })
+}
+
+impl Backend {
+    /// Removes what the test made where a drop does not (the database table).
+    async fn clean_up(self) {
+        if let Self::Database { url, table } = self {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 fn files() -> Backend {
     Backend::Files(Scratch::new())
 }
@@ -284,7 +325,7 @@ fn values() -> Value {
 
 /// Both directions, changes on each side, a concurrent change, login and logout.
 async fn shares_one_session(backend: Backend, settings: Settings) {
-    let Some((py, rs, _backend)) = pair(backend, settings).await else {
+    let Some((py, rs, backend)) = pair(backend, settings).await else {
         return;
     };
     let now = OffsetDateTime::now_utc;
@@ -373,11 +414,12 @@ async fn shares_one_session(backend: Backend, settings: Settings) {
     // (Beaker's logout keeps the id with an empty dict: empty there, not "new".)
     let gone = py.read(&fresh);
     assert_eq!(gone.data, json!({}), "{settings:?}: {gone:?}");
+    backend.clean_up().await;
 }
 
 /// Beaker's timeout holds on both sides.
 async fn expires_on_both_sides(backend: Backend, settings: Settings) {
-    let Some((py, rs, _backend)) = pair(backend, settings).await else {
+    let Some((py, rs, backend)) = pair(backend, settings).await else {
         return;
     };
     let now = OffsetDateTime::now_utc;
@@ -418,12 +460,13 @@ async fn expires_on_both_sides(backend: Backend, settings: Settings) {
     let cookie = set_value(&handle.commit(past).await.unwrap());
     let seen = py.read(&cookie);
     assert!(seen.new && seen.data == json!({}), "{settings:?}: {seen:?}");
+    backend.clean_up().await;
 }
 
 /// A forged or foreign id is no session on either side, and a Python value this side
 /// cannot represent is left alone.
 async fn refuses_what_is_not_a_session(backend: Backend, settings: Settings) {
-    let Some((py, rs, _backend)) = pair(backend, settings).await else {
+    let Some((py, rs, backend)) = pair(backend, settings).await else {
         return;
     };
     let now = OffsetDateTime::now_utc;
@@ -454,6 +497,7 @@ async fn refuses_what_is_not_a_session(backend: Backend, settings: Settings) {
     // The genuine cookie still works.
     let handle = rs.loaded(Some(&cookie), now()).await;
     assert_eq!(Rust::data(&handle), json!({"user": "ada"}));
+    backend.clean_up().await;
 }
 
 #[tokio::test]
@@ -523,4 +567,28 @@ async fn memcached_expires_on_both_sides() {
 async fn memcached_refuses_what_is_not_a_session() {
     let Some(backend) = memcached() else { return };
     refuses_what_is_not_a_session(backend, Settings::Signed).await;
+}
+
+#[tokio::test]
+async fn database_plain_shares_one_session() {
+    let Some(backend) = database() else { return };
+    shares_one_session(backend, Settings::Plain).await;
+}
+
+#[tokio::test]
+async fn database_signed_shares_one_session() {
+    let Some(backend) = database() else { return };
+    shares_one_session(backend, Settings::Signed).await;
+}
+
+#[tokio::test]
+async fn database_expires_on_both_sides() {
+    let Some(backend) = database() else { return };
+    expires_on_both_sides(backend, Settings::Signed).await;
+}
+
+#[tokio::test]
+async fn database_refuses_what_is_not_a_session() {
+    let Some(backend) = database() else { return };
+    refuses_what_is_not_a_session(backend, Settings::Plain).await;
 }

@@ -1,6 +1,6 @@
 //! `BeakerStore` on its own (no Python needed): the store contract as far as Beaker's
-//! layout lets it hold, on the `file` backend and (with `REDIS_URL`, `MEMCACHED_URL`)
-//! `ext:redis` and `ext:memcached`: versions
+//! layout lets it hold, on the `file` backend and (with `REDIS_URL`, `MEMCACHED_URL`,
+//! `DATABASE_URL`) `ext:redis`, `ext:memcached` and `ext:database`: versions
 //! that compare and set, concurrent writers with one winner, touch that never shortens,
 //! rename onto live, expired and emptied targets, delete that is final, Beaker's expiry,
 //! values this side cannot read left alone, and keys that are not raw ids refused.
@@ -9,7 +9,8 @@
     feature = "pickle",
     feature = "redis",
     feature = "files",
-    feature = "memcached"
+    feature = "memcached",
+    feature = "postgres"
 ))]
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -355,4 +356,94 @@ async fn memcached_leaves_unreadable_values_alone() {
         assert_eq!(line, "STORED\r\n");
     })
     .await;
+}
+
+/// Beaker's `ext:database` table, as SQLAlchemy creates it, under a name of its own.
+async fn beaker_table(url: &str) -> (tokio_postgres::Client, String) {
+    let client = services::postgres_client(url).await;
+    let table = services::unique_name("cs_beaker");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id SERIAL PRIMARY KEY, namespace VARCHAR(255) NOT NULL UNIQUE, \
+             accessed TIMESTAMP NOT NULL, created TIMESTAMP NOT NULL, data BYTEA NOT NULL)"
+        ))
+        .await
+        .unwrap();
+    (client, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_keeps_the_contract() {
+    let Some(url) = services::url("DATABASE_URL") else {
+        return;
+    };
+    let (client, table) = beaker_table(&url).await;
+    for value in values() {
+        let store = BeakerStore::database(&url, &table, value, TIMEOUT).unwrap();
+        contract(&store).await;
+    }
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_leaves_unreadable_values_alone() {
+    let Some(url) = services::url("DATABASE_URL") else {
+        return;
+    };
+    let (client, table) = beaker_table(&url).await;
+    let store = BeakerStore::database(
+        &url,
+        &table,
+        BeakerStored::new(BeakerSerializer::Pickle),
+        TIMEOUT,
+    )
+    .unwrap();
+    let (c, t) = (&client, &table);
+    leaves_unreadable_values_alone(&store, async |id: &str, value: &[u8]| {
+        let mut hash = serde_json::Map::new();
+        hash.insert(
+            "session".into(),
+            String::from_utf8(value.to_vec()).unwrap().into(),
+        );
+        let data = cookie_session::pickle::to_pickle(&hash).unwrap();
+        c.execute(
+            &format!(
+                "INSERT INTO {t} (namespace, accessed, created, data) VALUES ($1, now(), now(), $2)"
+            ),
+            &[&id, &data],
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+    // A table that is not there is the operator's to fix, said so.
+    let missing = BeakerStore::database(
+        &url,
+        "cs_no_such_table",
+        BeakerStored::new(BeakerSerializer::Pickle),
+        TIMEOUT,
+    )
+    .unwrap();
+    let (key, _) = raw_key();
+    let error = missing
+        .load(&key, OffsetDateTime::now_utc())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Misconfigured(_)), "{error:?}");
+    assert!(matches!(
+        BeakerStore::database(
+            &url,
+            "t; DROP TABLE x",
+            BeakerStored::new(BeakerSerializer::Pickle),
+            TIMEOUT
+        ),
+        Err(StoreError::Misconfigured(_))
+    ));
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }

@@ -11,7 +11,12 @@ use time::OffsetDateTime;
 #[cfg(all(
     feature = "beaker",
     feature = "pickle",
-    any(feature = "redis", feature = "files", feature = "memcached")
+    any(
+        feature = "redis",
+        feature = "files",
+        feature = "memcached",
+        feature = "postgres"
+    )
 ))]
 mod beaker;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "memcached"))]
@@ -39,14 +44,24 @@ pub mod conformance;
 #[cfg(all(
     feature = "beaker",
     feature = "pickle",
-    any(feature = "redis", feature = "files", feature = "memcached")
+    any(
+        feature = "redis",
+        feature = "files",
+        feature = "memcached",
+        feature = "postgres"
+    )
 ))]
 #[cfg_attr(
     docsrs,
     doc(cfg(all(
         feature = "beaker",
         feature = "pickle",
-        any(feature = "redis", feature = "files", feature = "memcached")
+        any(
+            feature = "redis",
+            feature = "files",
+            feature = "memcached",
+            feature = "postgres"
+        )
     )))
 )]
 pub use beaker::BeakerStore;

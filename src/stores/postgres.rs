@@ -375,7 +375,7 @@ pub struct PostgresStore {
 /// statements (a missing column or table, a wrong type, no privilege: SQLSTATE class 42,
 /// or a key column too short) is [`StoreError::Misconfigured`], which retrying cannot fix;
 /// anything else is unavailability.
-fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+pub(crate) fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     let db = (&error as &(dyn std::error::Error + 'static))
         .downcast_ref::<tokio_postgres::Error>()
         .and_then(tokio_postgres::Error::as_db_error);
@@ -409,6 +409,30 @@ fn version(v: i64) -> Version {
     Version(u64::try_from(v).unwrap_or(0))
 }
 
+/// A pool of up to 16 connections to `url` (no TLS), each checked before reuse, every wait
+/// bounded by 5 s.
+pub(crate) fn pool(url: &str) -> Result<Pool, StoreError> {
+    let config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // A connection is checked before reuse: after an outage, broken ones are
+            // replaced instead of failing a request each.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let timeout = Some(Duration::from_secs(5));
+    Pool::builder(manager)
+        .max_size(16)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .build()
+        .map_err(unavailable)
+}
+
 impl PostgresStore {
     /// A store on a new pool of up to 16 connections to `url` (a libpq-style connection
     /// string or `postgres://` URL; no TLS: for TLS, build the pool with the TLS connector
@@ -418,26 +442,7 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`] for a URL that does not parse or an invalid table
     /// description.
     pub fn connect(url: &str, table: PostgresTable) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A connection is checked before reuse: after an outage, broken ones are
-                // replaced instead of failing a request each.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let timeout = Some(Duration::from_secs(5));
-        let pool = Pool::builder(manager)
-            .max_size(16)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(timeout)
-            .create_timeout(timeout)
-            .recycle_timeout(timeout)
-            .build()
-            .map_err(unavailable)?;
-        Self::from_pool(pool, table)
+        Self::from_pool(pool(url)?, table)
     }
 
     /// A store on the application's own pool.

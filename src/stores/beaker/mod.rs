@@ -19,6 +19,8 @@ use time::OffsetDateTime;
 use super::{BoxFuture, Record, SessionStore, StoreError, StoreKey, Version, check_size};
 use crate::legacy::beaker::{BeakerCookie, BeakerStored};
 
+#[cfg(feature = "postgres")]
+mod database;
 #[cfg(feature = "files")]
 mod files;
 #[cfg(feature = "memcached")]
@@ -80,18 +82,19 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 /// equal to Beaker's `session.timeout`, and the value format of the Beaker application
 /// ([`BeakerStored`]: `session.data_serializer`, `session.encrypt_key`). Backends:
 /// [`redis`](Self::redis) (`ext:redis`), [`memcached`](Self::memcached)
-/// (`ext:memcached`) and [`files`](Self::files) (`file`).
+/// (`ext:memcached`), [`database`](Self::database) (`ext:database` on PostgreSQL) and
+/// [`files`](Self::files) (`file`).
 ///
 /// What holds, compared with this crate's own stores:
 /// - **Expiry is Beaker's**: a record lives while `_accessed_time + timeout` is in the
 ///   future; a write sets `_accessed_time` to the write's expiry less the timeout (so,
 ///   `now`). Expired records stay until the backend drops them (Redis and memcached
-///   `timeout + 120 s` after this side's last write, as Beaker sets for Redis; files
-///   never: Beaker owns them), and [`sweep`](SessionStore::sweep) removes nothing.
+///   `timeout + 120 s` after this side's last write, as Beaker sets for Redis; rows and
+///   files never: Beaker owns them), and [`sweep`](SessionStore::sweep) removes nothing.
 /// - **No lost update on this side**: versions are a fingerprint of the session's data
 ///   (Beaker keeps no counter), and every write is a compare-and-set on the exact bytes
-///   read (a Redis script; memcached's CAS; for files, Beaker's own `flock` on its lock
-///   file), so a write
+///   read (a Redis script; memcached's CAS; an SQL statement that compares the row's
+///   data; for files, Beaker's own `flock` on its lock file), so a write
 ///   from either application between this store's read and write is never overwritten: the
 ///   commit reloads and re-applies its changes. Beaker itself does not compare: a Beaker
 ///   request that read before this store wrote will overwrite it when it saves (Beaker
