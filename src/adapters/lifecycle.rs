@@ -156,10 +156,12 @@ pub(crate) const STORE_UNAVAILABLE: &str = "the session store is unavailable; tr
 
 /// The text of a `500` for `?` on a session operation in a handler (the details, which name
 /// session keys, go to the `tracing` log, not to the client).
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) const HANDLER_ERROR: &str = "the session could not be used\n";
 
 /// The handle a handler asks for: a server-side session's record is read now (once per
 /// request), so handlers that do not take the session cost no store I/O.
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) async fn extract(
     handle: Option<SessionHandle>,
     degrade: bool,
@@ -180,6 +182,7 @@ pub(crate) async fn extract(
 }
 
 /// Why a handler could not get its session.
+#[cfg(any(feature = "axum", feature = "actix"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionRejection {
@@ -190,6 +193,7 @@ pub enum SessionRejection {
     StoreUnavailable,
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -199,6 +203,7 @@ impl fmt::Display for SessionRejection {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 impl std::error::Error for SessionRejection {}
 
 /// Whether a `Content-Type` value is `application/x-www-form-urlencoded`.
