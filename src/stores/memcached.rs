@@ -108,6 +108,10 @@ pub(crate) fn exptime(expires: i64) -> u32 {
 /// An item as memcached holds it (for a client whose format is another's).
 pub(crate) struct RawItem {
     /// The client's flags (python-memcached: 16 for `str`, 0 for `bytes`).
+    #[cfg_attr(
+        not(all(feature = "beaker", feature = "pickle")),
+        allow(dead_code, reason = "read by BeakerStore's memcached backend")
+    )]
     pub(crate) flags: u32,
     pub(crate) value: Vec<u8>,
     pub(crate) cas: u64,
@@ -270,6 +274,10 @@ impl Connection {
 
     /// Deletes `key` only if its CAS value is still `cas` (the meta command `md`, memcached
     /// 1.6): whether it did.
+    #[cfg_attr(
+        not(all(feature = "beaker", feature = "pickle")),
+        allow(dead_code, reason = "BeakerStore's memcached backend deletes this way")
+    )]
     pub(crate) async fn delete_if(&mut self, key: &str, cas: u64) -> Result<bool, StoreError> {
         self.stream
             .get_mut()
