@@ -497,6 +497,23 @@ async fn refuses_what_is_not_a_session(backend: Backend, settings: Settings) {
     // The genuine cookie still works.
     let handle = rs.loaded(Some(&cookie), now()).await;
     assert_eq!(Rust::data(&handle), json!({"user": "ada"}));
+    drop(handle);
+    if let Settings::Plain = settings {
+        // A value JSON cannot hold (a pickled datetime) makes it no session here; data
+        // written here then goes to a new id, and the Python side keeps its session intact.
+        py.run("datetime", Some(&cookie), "");
+        let handle = rs.loaded(Some(&cookie), now()).await;
+        assert_eq!(Rust::data(&handle), json!({}));
+        handle.insert("rust", "y").unwrap();
+        let other = set_value(&handle.commit(now()).await.unwrap());
+        assert_ne!(other, cookie);
+        let kept = py.read(&cookie);
+        assert_eq!(
+            kept.data,
+            json!({"user": "ada", "when": "2026-12-06 12:00:00"})
+        );
+        assert_eq!(py.read(&other).data, json!({"rust": "y"}));
+    }
     backend.clean_up().await;
 }
 
@@ -537,6 +554,8 @@ async fn files_expire_on_both_sides() {
 async fn redis_refuses_what_is_not_a_session() {
     let Some(backend) = redis().await else { return };
     refuses_what_is_not_a_session(backend, Settings::Signed).await;
+    let Some(backend) = redis().await else { return };
+    refuses_what_is_not_a_session(backend, Settings::Plain).await;
 }
 
 #[tokio::test]
@@ -567,6 +586,8 @@ async fn memcached_expires_on_both_sides() {
 async fn memcached_refuses_what_is_not_a_session() {
     let Some(backend) = memcached() else { return };
     refuses_what_is_not_a_session(backend, Settings::Signed).await;
+    let Some(backend) = memcached() else { return };
+    refuses_what_is_not_a_session(backend, Settings::Plain).await;
 }
 
 #[tokio::test]
@@ -591,4 +612,6 @@ async fn database_expires_on_both_sides() {
 async fn database_refuses_what_is_not_a_session() {
     let Some(backend) = database() else { return };
     refuses_what_is_not_a_session(backend, Settings::Plain).await;
+    let Some(backend) = database() else { return };
+    refuses_what_is_not_a_session(backend, Settings::Signed).await;
 }

@@ -250,8 +250,21 @@ async fn leaves_unreadable_values_alone(store: &BeakerStore, plant: impl AsyncFn
         store
             .save(&key, record.version, b"{\"x\":1}", now + TIMEOUT, now)
             .await,
-        Err(StoreError::Conflict)
+        Err(StoreError::Gone)
     ));
+    assert!(matches!(
+        store.touch(&key, now + TIMEOUT, now).await,
+        Err(StoreError::Gone)
+    ));
+    assert!(matches!(
+        store.rename(&key, &raw_key().0, now).await,
+        Err(StoreError::Gone)
+    ));
+    // ... and it is still there, as it was.
+    assert_eq!(
+        store.load(&key, now).await.unwrap().unwrap().data,
+        record.data
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

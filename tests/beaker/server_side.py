@@ -15,10 +15,12 @@ name). COMMAND is one request:
   saves the emptied session).
 - `age`: move the session's `_accessed_time` SECONDS into the past (CHANGES is the number),
   as if it had not been used since.
+- `datetime`: store a `datetime` under `when` (a value with no JSON form; pickle only).
 
 Output is one JSON object: {"cookie": ..., "new": ..., "data": {user keys}}.
 """
 
+import datetime
 import json
 import sys
 
@@ -32,7 +34,8 @@ def session(config, cookie):
 
 
 def user_keys(s):
-    return {k: v for k, v in s.items() if not k.startswith("_")}
+    return {k: str(v) if isinstance(v, datetime.datetime) else v
+            for k, v in s.items() if not k.startswith("_")}
 
 
 def main():
@@ -52,6 +55,9 @@ def main():
         s.save()
     elif command == "age":
         s["_accessed_time"] = s["_accessed_time"] - float(sys.argv[4])
+        s.save()
+    elif command == "datetime":
+        s["when"] = datetime.datetime(2026, 12, 6, 12, 0)
         s.save()
     elif command == "read":
         s.save(accessed_only=True)

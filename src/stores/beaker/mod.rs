@@ -192,6 +192,21 @@ impl BeakerStore {
         session
     }
 
+    /// The live session under `id` and the bytes it was read from; [`StoreError::Gone`]
+    /// when there is none (absent, expired, emptied, or not readable here).
+    async fn live_record(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Found, BeakerCookie), StoreError> {
+        let found = self.backend.get(id).await?.ok_or(StoreError::Gone)?;
+        let session = self
+            .read(&found, id, now)
+            .filter(|s| self.live(s, now))
+            .ok_or(StoreError::Gone)?;
+        Ok((found, session))
+    }
+
     fn encode(&self, session: &BeakerCookie) -> Result<Vec<u8>, StoreError> {
         self.value.encode(session).map_err(|e| {
             StoreError::Unavailable(format!("writing a Beaker session value: {e}").into())
@@ -335,15 +350,9 @@ impl SessionStore for BeakerStore {
         let version = fingerprint(&map);
         let mut map = Some(map);
         for _ in 0..RETRIES {
-            let Some(found) = self.backend.get(&id).await? else {
-                return Err(StoreError::Gone);
-            };
-            let Some(session) = self.read(&found, &id, now) else {
-                return Err(StoreError::Conflict);
-            };
-            if !self.live(&session, now) {
-                return Err(StoreError::Gone);
-            }
+            // Unreadable now (the Python side stored what JSON cannot hold): gone for this
+            // request, whose changes are dropped rather than written over it.
+            let (found, session) = self.live_record(&id, now).await?;
             if fingerprint(&session.data) != expected {
                 return Err(StoreError::Conflict);
             }
@@ -371,15 +380,7 @@ impl SessionStore for BeakerStore {
     ) -> Result<(), StoreError> {
         let id = Self::id(key)?;
         for _ in 0..RETRIES {
-            let Some(found) = self.backend.get(&id).await? else {
-                return Err(StoreError::Gone);
-            };
-            let Some(session) = self.read(&found, &id, now) else {
-                return Err(StoreError::Gone);
-            };
-            if !self.live(&session, now) {
-                return Err(StoreError::Gone);
-            }
+            let (found, session) = self.live_record(&id, now).await?;
             let current = self.expires(&session);
             if current >= expires {
                 return Ok(());
@@ -405,15 +406,7 @@ impl SessionStore for BeakerStore {
     ) -> Result<(), StoreError> {
         let (from, to) = (Self::id(from)?, Self::id(to)?);
         for _ in 0..RETRIES {
-            let Some(found) = self.backend.get(&from).await? else {
-                return Err(StoreError::Gone);
-            };
-            let Some(session) = self.read(&found, &from, now) else {
-                return Err(StoreError::Gone);
-            };
-            if !self.live(&session, now) {
-                return Err(StoreError::Gone);
-            }
+            let (found, session) = self.live_record(&from, now).await?;
             let expires = self.expires(&session);
             let target = self.backend.get(&to).await?;
             if let Some(target) = &target
