@@ -29,6 +29,9 @@ pub use legacy::beaker;
 #[cfg(feature = "pickle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pickle")))]
 pub use legacy::pickle;
+#[cfg(feature = "turbogears")]
+#[cfg_attr(docsrs, doc(cfg(feature = "turbogears")))]
+pub use legacy::turbogears;
 pub use server::events;
 
 pub mod store {

@@ -8,6 +8,8 @@
 pub mod beaker;
 #[cfg(feature = "pickle")]
 pub mod pickle;
+#[cfg(feature = "turbogears")]
+pub mod turbogears;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -64,6 +66,16 @@ pub(crate) trait LegacyFormat: Send + Sync {
     /// itself, not a keyed hash of it.
     fn keys_by_id(&self) -> bool {
         false
+    }
+
+    /// With [`keys_by_id`](Self::keys_by_id): the store key of the session `id`, as the
+    /// foreign application keys it. `loaded` is the state `open` returned for this session
+    /// (`None` for a new or regenerated one). The default: the id's 16 bytes, then zeros.
+    fn raw_key(&self, id: SessionId, loaded: Option<&(dyn Any + Send + Sync)>) -> [u8; 32] {
+        let _ = loaded;
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(&id.to_bytes());
+        key
     }
 
     /// The cookie value for `data` of the session `id`. `loaded` is the state of the

@@ -74,7 +74,7 @@ impl Session {
         let view = self.view();
         let stamp = view.stamp?;
         if self.keys_by_id() {
-            return Some(raw_key(stamp.id()));
+            return self.raw_key().map(StoreKey::from_bytes);
         }
         let key = self.sessions.codec().key_ring().find(view.key_id?)?.0;
         Some(keyed(self, key, stamp.id()))
@@ -465,18 +465,10 @@ fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetD
 fn target_key(session: &Session) -> Option<StoreKey> {
     let stamp = session.view().stamp?;
     if session.keys_by_id() {
-        return Some(raw_key(stamp.id()));
+        return session.raw_key().map(StoreKey::from_bytes);
     }
     let key = session.sessions.codec().key_ring().current();
     Some(keyed(session, key, stamp.id()))
-}
-
-/// The store key of a store that keeps records under the raw id (Beaker's layout): the
-/// id's 16 bytes, then zeros ([`StoreKey::from_hex`] of the id's 32 digits).
-fn raw_key(id: crate::wire::stamp::SessionId) -> StoreKey {
-    let mut key = [0u8; 32];
-    key[..16].copy_from_slice(&id.to_bytes());
-    StoreKey::from_bytes(key)
 }
 
 /// What to write, and what the cookie does, from the session as it is now.
@@ -493,6 +485,12 @@ fn plan(
 
     // Logged out (no identity left) or emptied: the record goes, and so does the cookie.
     let deleted = session.view().stamp.is_none();
+    // A record that came empty (a store that shares another application's records: a
+    // TurboGears visit that holds no session data) and is still empty and unchanged: there
+    // is nothing to write, and the cookie stays, for it names the visit too.
+    if stored.is_some() && !deleted && persist.is_empty() && !persist.changed() {
+        return Ok((ops, CookieAction::Keep));
+    }
     if stored.is_some() && (deleted || persist.is_empty()) {
         let reason = if deleted {
             DeleteReason::Logout

@@ -553,9 +553,22 @@ impl SessionConfig {
         self.with_legacy(crate::legacy::beaker::id_seam(ids))
     }
 
+    /// Server-side sessions shared with a TurboGears 1 application's visit table: the cookie
+    /// is TurboGears' visit cookie (the 40-digit visit key, `visit.cookie.name`, by default
+    /// `tg-visit`), read and written, and the store is keyed by the visit key. Use it with
+    /// [`VisitStore`](crate::store::VisitStore) and an idle timeout equal to
+    /// `visit.timeout`. With `visit.source = form`, name the parameter
+    /// ([`with_token_parameter`](Self::with_token_parameter)`("tg_visit")`).
+    #[cfg(feature = "turbogears")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "turbogears")))]
+    #[must_use]
+    pub fn with_turbogears_visits(self) -> Self {
+        self.with_legacy(crate::legacy::turbogears::seam())
+    }
+
     /// Also reads sessions from cookies in `format` (see
     /// [`with_beaker`](Self::with_beaker)).
-    #[cfg_attr(not(feature = "beaker"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "beaker", feature = "turbogears")), allow(dead_code))]
     pub(crate) fn with_legacy(mut self, format: Arc<dyn LegacyFormat>) -> Self {
         self.legacy = Some(format);
         self

@@ -115,10 +115,26 @@ impl Session {
         state.stamp = state.stamp.map(|s| s.regenerated());
     }
 
-    /// Whether the store keeps records under the raw session id (a foreign application's
-    /// id cookie, see [`LegacyFormat::keys_by_id`](crate::legacy::LegacyFormat::keys_by_id)).
+    /// Where the store keeps this session when it keeps records under the raw session id (a
+    /// foreign application's id cookie, see
+    /// [`LegacyFormat::keys_by_id`](crate::legacy::LegacyFormat::keys_by_id)); `None`
+    /// otherwise, or without an id.
+    pub(crate) fn raw_key(&self) -> Option<[u8; 32]> {
+        let format = self.id_format()?;
+        let stamp = self.state().stamp?;
+        Some(format.raw_key(stamp.id(), self.loaded_state()))
+    }
+
+    /// Whether the store keeps records under the raw session id.
     pub(crate) fn keys_by_id(&self) -> bool {
         self.id_format().is_some()
+    }
+
+    /// What the foreign format read with this session's cookie, unless the session has an
+    /// id of its own since (new or regenerated).
+    fn loaded_state(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        let state = self.state();
+        state.legacy.as_deref().filter(|_| !state.regenerated)
     }
 
     /// The foreign id cookie format, if the configuration names one.
@@ -136,7 +152,7 @@ impl Session {
             return Ok(format.encode(
                 &empty,
                 stamp.id(),
-                None,
+                self.loaded_state(),
                 self.now,
                 &config.place(),
                 false,

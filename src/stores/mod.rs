@@ -34,6 +34,8 @@ mod private;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "turbogears")]
+mod visit;
 #[cfg(any(feature = "sqlite", feature = "files"))]
 mod worker;
 
@@ -84,6 +86,9 @@ pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "turbogears")]
+#[cfg_attr(docsrs, doc(cfg(feature = "turbogears")))]
+pub use visit::VisitStore;
 
 /// Where a session's record lives: a keyed hash of the session id, never the id itself, so
 /// a leaked store dump or a log of store keys yields no usable cookie.
