@@ -851,3 +851,20 @@ fn a_replay_builds_on_a_concurrent_insert_and_an_insert_replaces_a_concurrent_re
         );
     }
 }
+
+/// Every handle on one store names that store, so that commits through two layers or two
+/// frameworks sharing it take turns together (one turn domain per handle made 16 writers
+/// through axum and actix-web on one SQLite store fail a request now and then under load).
+#[test]
+fn handles_on_one_store_share_its_identity() {
+    use cookie_session::store::MemoryStore;
+    let store = Arc::new(MemoryStore::new());
+    let shared: Arc<dyn DynStore> = store.clone();
+    let wrapped = Arc::new(shared.clone());
+    let boxed: Arc<dyn DynStore> = Arc::new(Arc::clone(&shared));
+    assert_eq!(shared.identity(), store.identity());
+    assert_eq!(wrapped.identity(), store.identity());
+    assert_eq!(boxed.identity_dyn(), store.identity());
+    assert_eq!(SessionStore::identity(&*store), store.identity());
+    assert_ne!(Arc::new(MemoryStore::new()).identity(), store.identity());
+}

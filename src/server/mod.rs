@@ -277,7 +277,7 @@ async fn commit_session<S: DynStore + ?Sized>(
         record(&session).filter(|_| saving)
     };
     let mut turn = match saves {
-        Some(stored) => Some(crate::server::turns::take(store, stored.key).await),
+        Some(stored) => Some(crate::server::turns::take(store.identity_dyn(), stored.key).await),
         None => None,
     };
     // The commit before this one's turn wrote a newer version than this request loaded:

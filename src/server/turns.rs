@@ -55,10 +55,11 @@ impl Turn {
     }
 }
 
-/// Waits for the turn on the record `key` of `store`. Dropping the future while it waits
+/// Waits for the turn on the record `key` of `store` (its
+/// [`identity`](crate::store::SessionStore::identity)). Dropping the future while it waits
 /// gives up its place.
-pub(crate) async fn take<S: ?Sized>(store: &S, key: StoreKey) -> Turn {
-    let place = (std::ptr::from_ref(store).cast::<()>().addr(), key);
+pub(crate) async fn take(store: usize, key: StoreKey) -> Turn {
+    let place = (store, key);
     let lock = Arc::clone(
         table()
             .lock()
@@ -97,14 +98,14 @@ mod tests {
 
     #[test]
     fn turns_on_one_key_are_exclusive_and_leave_nothing_behind() {
-        let (store, other_store) = (1u8, 2u8);
+        let (store, other_store) = (1usize, 2usize);
         let key = StoreKey::from_bytes([7; 32]);
         let running = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for _ in 0..50 {
-                        let turn = block_on(take(&store, key));
+                        let turn = block_on(take(store, key));
                         let before = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         assert_eq!(before, 0, "two commits of one key at once");
                         std::thread::yield_now();
@@ -115,10 +116,10 @@ mod tests {
             }
         });
         let other = StoreKey::from_bytes([8; 32]);
-        let first = block_on(take(&store, key));
+        let first = block_on(take(store, key));
         // Neither another key's turn nor another store handle's waits for this one.
-        drop(block_on(take(&store, other)));
-        drop(block_on(take(&other_store, key)));
+        drop(block_on(take(store, other)));
+        drop(block_on(take(other_store, key)));
         drop(first);
         assert!(
             table()

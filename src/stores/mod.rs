@@ -439,6 +439,15 @@ pub trait SessionStore: Send + Sync + 'static {
         std::future::ready(Err(StoreError::Unsupported))
     }
 
+    /// Which store this is, for the commits of one record that take turns within a process
+    /// (so that a reload settles a conflict): by default this value's address. A handle on
+    /// a store that lives elsewhere (an `Arc`) names that store, so that every handle on one
+    /// store (two layers, two frameworks) shares the turns. Implement it only for such a
+    /// handle.
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>().addr()
+    }
+
     /// The keys of `user`'s live records, in no particular order.
     fn sessions_of(
         &self,
@@ -539,6 +548,8 @@ pub trait DynStore: Send + Sync + 'static {
         user: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<StoreKey>, StoreError>>;
+    /// [`SessionStore::identity`].
+    fn identity_dyn(&self) -> usize;
     /// [`SessionStore::delete_sessions_of`].
     fn delete_sessions_of_boxed<'a>(
         &'a self,
@@ -549,6 +560,9 @@ pub trait DynStore: Send + Sync + 'static {
 }
 
 impl<S: SessionStore> DynStore for S {
+    fn identity_dyn(&self) -> usize {
+        self.identity()
+    }
     fn load_boxed<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -636,6 +650,9 @@ impl<S: SessionStore> DynStore for S {
 // `*store` (the trait object's own methods): `store.load_boxed` would pick the blanket
 // `DynStore` impl of this very `Arc`, and recurse.
 impl SessionStore for Arc<dyn DynStore> {
+    fn identity(&self) -> usize {
+        (**self).identity_dyn()
+    }
     fn load(
         &self,
         key: &StoreKey,
@@ -737,6 +754,9 @@ impl SessionStore for Arc<dyn DynStore> {
 
 /// A shared store is a store: the same one can serve the session layer and the sweeper.
 impl<S: SessionStore> SessionStore for Arc<S> {
+    fn identity(&self) -> usize {
+        (**self).identity()
+    }
     fn load(
         &self,
         key: &StoreKey,

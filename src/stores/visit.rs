@@ -299,7 +299,10 @@ impl SessionStore for VisitStore {
             // A visit without session data is an empty session (its key and user stay);
             // a dict this side cannot read (a class, a datetime) is handed on as it is: the
             // session layer starts a new session, and the Python side keeps its own.
-            let data = match pickled.as_deref().map(|p| from_pickle(p, &Limits::default())) {
+            let data = match pickled
+                .as_deref()
+                .map(|p| from_pickle(p, &Limits::default()))
+            {
                 None => b"{}".to_vec(),
                 Some(Ok(map)) => serde_json::to_vec(&map).map_err(|_| StoreError::Corrupt)?,
                 Some(Err(_)) => pickled.unwrap_or_default(),
