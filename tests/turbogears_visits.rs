@@ -340,6 +340,15 @@ async fn expiry_and_unreadable_values_hold_on_both_sides() {
         json!({"user_name": "ada", "when": "2026-12-06 12:00:00"})
     );
 
+    // A well-formed key no visit has (chosen by the client): data goes to a new key.
+    let chosen = "0123456789abcdef0123456789abcdef01234567";
+    let handle = site.loaded(Some(chosen), now()).await;
+    assert_eq!(data(&handle), json!({}));
+    handle.insert("rust", "z").unwrap();
+    let given = set_value(&handle.commit(now()).await.unwrap());
+    assert_ne!(given, chosen);
+    assert_eq!(py.read(chosen)["live"], json!(false));
+
     // Keys that are not visit keys: refused before any query.
     let handle = site.loaded(Some(&key.to_uppercase()), now()).await;
     assert_eq!(data(&handle), json!({}));
