@@ -19,6 +19,8 @@ use futures_util::future::Shared;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
+use super::StoreError;
+
 /// A timer shared by every operation whose limit falls within its window.
 type Timer = Shared<Pin<Box<Sleep>>>;
 
@@ -48,6 +50,10 @@ impl Deadlines {
     }
 
     /// The limit each operation has.
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "memcached")),
+        allow(dead_code, reason = "their messages name it")
+    )]
     pub(crate) const fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -65,6 +71,24 @@ impl Deadlines {
             })
             .await
         }
+    }
+
+    /// `op`'s result, or [`StoreError::Unavailable`] saying that `server` did not answer,
+    /// once the time limit passed.
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "PostgreSQL's stores")
+    )]
+    pub(crate) async fn within<T>(
+        &self,
+        server: &str,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.bound(op).await.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                format!("{server} did not answer within {:?}", self.timeout).into(),
+            ))
+        })
     }
 
     /// A timer that fires between nine tenths of the timeout and the timeout from now.

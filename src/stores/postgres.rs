@@ -615,15 +615,7 @@ impl PostgresStore {
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        self.deadlines.bound(op).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                format!(
-                    "PostgreSQL did not answer within {:?}",
-                    self.deadlines.timeout()
-                )
-                .into(),
-            ))
-        })
+        self.deadlines.within("PostgreSQL", op).await
     }
 }
 

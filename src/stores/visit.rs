@@ -252,19 +252,12 @@ impl VisitStore {
         to_pickle(&map).map_err(|e| StoreError::Unavailable(Box::new(e)))
     }
 
+    /// Runs `op`, or fails with `Unavailable` once the timeout has passed.
     async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        self.deadlines.bound(op).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                format!(
-                    "PostgreSQL did not answer within {:?}",
-                    self.deadlines.timeout()
-                )
-                .into(),
-            ))
-        })
+        self.deadlines.within("PostgreSQL", op).await
     }
 
     /// The live visit's pickled data and expiry (UNIX seconds).

@@ -144,19 +144,12 @@ fn wrap(value: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 impl Database {
+    /// Runs `op`, or fails with `Unavailable` once the timeout has passed.
     async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        self.deadlines.bound(op).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                format!(
-                    "PostgreSQL did not answer within {:?}",
-                    self.deadlines.timeout()
-                )
-                .into(),
-            ))
-        })
+        self.deadlines.within("PostgreSQL", op).await
     }
 }
 
