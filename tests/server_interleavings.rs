@@ -74,7 +74,12 @@ fn elsewhere(
     cookie: Option<&str>,
     now: i64,
 ) -> SessionHandle {
-    handle_on(sessions, Arc::new(Arc::clone(store)), cookie, now)
+    handle_on(
+        sessions,
+        Arc::new(common::Instance(Arc::clone(store))),
+        cookie,
+        now,
+    )
 }
 
 fn handle_on(

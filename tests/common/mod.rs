@@ -234,3 +234,90 @@ pub fn cookie_pair<B>(response: &axum::http::Response<B>) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Another application instance's handle on the same backend: a store object of its own
+/// (so its commits do not take turns with this instance's, as in two processes) that
+/// passes every operation to `S`.
+pub struct Instance<S>(pub std::sync::Arc<S>);
+
+impl<S: SessionStore> SessionStore for Instance<S> {
+    fn load(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.0.load(k, now)
+    }
+    fn create(
+        &self,
+        k: &StoreKey,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Version, StoreError>> + Send {
+        self.0.create(k, d, e, now)
+    }
+    fn save(
+        &self,
+        k: &StoreKey,
+        v: Version,
+        d: &[u8],
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Version, StoreError>> + Send {
+        self.0.save(k, v, d, e, now)
+    }
+    fn touch(
+        &self,
+        k: &StoreKey,
+        e: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.0.touch(k, e, now)
+    }
+    fn rename(
+        &self,
+        from: &StoreKey,
+        to: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.0.rename(from, to, now)
+    }
+    fn delete(
+        &self,
+        k: &StoreKey,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send {
+        self.0.delete(k, now)
+    }
+    fn sweep(
+        &self,
+        now: OffsetDateTime,
+        max: usize,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> + Send {
+        self.0.sweep(now, max)
+    }
+    fn set_user(
+        &self,
+        k: &StoreKey,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.0.set_user(k, user, now)
+    }
+    fn sessions_of(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        self.0.sessions_of(user, now)
+    }
+    fn delete_sessions_of(
+        &self,
+        user: &str,
+        except: Option<&StoreKey>,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Vec<StoreKey>, StoreError>> + Send {
+        self.0.delete_sessions_of(user, except, now)
+    }
+}
