@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::server::Begun;
 use crate::session::error::SessionError;
 use crate::session::flash::Flash;
 use crate::session::{Decision, LoadOutcome, Session};
@@ -409,20 +410,39 @@ impl SessionHandle {
     /// # Errors
     /// As [`finish`](Self::finish) and [`server::commit`](crate::server::commit).
     pub async fn commit(&self, now: OffsetDateTime) -> Result<Decision, SessionError> {
+        match self.begin_commit(now)? {
+            Begun::Done(decision) => Ok(decision),
+            Begun::Store(pending) => {
+                let store = self.0.store.as_ref().ok_or(SessionError::NotServerSide)?;
+                pending.finish(&**store, now).await
+            }
+        }
+    }
+
+    /// [`commit`](Self::commit) as far as it goes without awaiting the store: adapters
+    /// then allocate the store's future only for requests that write.
+    pub(crate) fn begin_commit(&self, now: OffsetDateTime) -> Result<Begun, SessionError> {
         let session = self.take()?.ok_or(SessionError::Finished)?;
         match &self.0.store {
-            None => session.finish(now),
+            None => session.finish(now).map(Begun::Done),
             // Never loaded: nothing to write, but a token the request brought still needs
             // its headers (as a cookie session's untouched request gets them).
             Some(_) if !self.ready() => {
                 let (brought_token, token_issued) = session.token_headers();
-                Ok(Decision::untouched().with_token_headers(brought_token, token_issued))
+                Ok(Begun::Done(
+                    Decision::untouched().with_token_headers(brought_token, token_issued),
+                ))
             }
             Some(_) if self.0.degraded.load(std::sync::atomic::Ordering::Acquire) => {
-                crate::server::commit_degraded(&session)
+                crate::server::commit_degraded(&session).map(Begun::Done)
             }
-            Some(store) => crate::server::commit(session, &**store, now).await,
+            Some(_) => crate::server::begin(session, now),
         }
+    }
+
+    /// The store of a server-side session.
+    pub(crate) fn store(&self) -> Option<&Arc<dyn DynStore>> {
+        self.0.store.as_ref()
     }
 
     /// [`Session::attach_user`]: links this session to `user` when the response is

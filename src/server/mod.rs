@@ -256,71 +256,137 @@ pub async fn commit<S: DynStore + ?Sized>(
     store: &S,
     now: OffsetDateTime,
 ) -> Result<Decision, SessionError> {
-    let headers = session.token_headers();
-    let decision = commit_session(session, store, now).await?;
-    Ok(decision.with_token_headers(headers.0, headers.1))
+    match begin(session, now)? {
+        Begun::Done(decision) => Ok(decision),
+        Begun::Store(pending) => pending.finish(store, now).await,
+    }
 }
 
-async fn commit_session<S: DynStore + ?Sized>(
-    mut session: Session,
-    store: &S,
-    now: OffsetDateTime,
-) -> Result<Decision, SessionError> {
-    let Some(view) = session.view_if_used() else {
-        return Ok(Decision::untouched());
+/// A commit as far as it goes without the store.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once and matched at once: a move, where a box would allocate"
+)]
+pub(crate) enum Begun {
+    /// Nothing to write (a request that only read, or never looked): the headers.
+    Done(Decision),
+    /// The store has work to do: [`Pending::finish`].
+    Store(Pending),
+}
+
+/// A commit that writes to the store.
+pub(crate) struct Pending {
+    session: Session,
+    /// The operations, when planned already (a commit that waits for its turn plans
+    /// after it).
+    planned: Option<(Vec<Op>, CookieAction)>,
+    token_headers: (bool, bool),
+}
+
+/// Begins a commit without awaiting anything: most requests only read, and their answer
+/// is known here, so that an adapter need not allocate the store's future for them.
+pub(crate) fn begin(mut session: Session, now: OffsetDateTime) -> Result<Begun, SessionError> {
+    let token_headers = session.token_headers();
+    let done = |decision: Decision| {
+        Ok(Begun::Done(
+            decision.with_token_headers(token_headers.0, token_headers.1),
+        ))
     };
-    // A save of a loaded record waits for the other commits of this record through this
-    // store handle (see `turns`): it then meets at most one newer version. Deletes and
-    // touches cannot conflict and do not wait.
-    let saves = {
-        let saving = view.stamp.is_some() && !view.data.is_empty() && view.data.changed();
-        record(&session).filter(|_| saving)
-    };
-    let mut turn = match saves {
-        Some(stored) => Some(crate::server::turns::take(store.identity_dyn(), stored.key).await),
-        None => None,
-    };
-    // The commit before this one's turn wrote a newer version than this request loaded:
-    // rebase onto it now (its save would only conflict and reload it).
-    if let (Some(stored), Some(last)) = (saves, turn.as_ref().and_then(|t| t.last()))
-        && last.version > stored.version
-    {
-        let last = last.clone();
-        rebase(&mut session, stored.key, last)?;
+    if session.view_if_used().is_none() {
+        return done(Decision::untouched());
     }
-    let mut attempts = 0;
-    loop {
+    let planned = if saves(&session).is_some() {
+        None
+    } else {
         let (ops, action) = plan(&mut session, now)?;
-        let saved = turn.as_ref().and_then(|_| saved_data(&ops));
-        match run(&mut session, store, ops, now).await {
-            Ok(()) => {
-                if let Some(turn) = turn.as_mut() {
-                    turn.leave(handed_on(&session, saves.map(|s| s.key), saved));
+        if ops.is_empty() {
+            return done(Decision::accessed(action, Vec::new()));
+        }
+        Some((ops, action))
+    };
+    Ok(Begun::Store(Pending {
+        session,
+        planned,
+        token_headers,
+    }))
+}
+
+/// The record a commit saves onto, if it saves data into a loaded record (then it takes
+/// its turn first).
+fn saves(session: &Session) -> Option<Stored> {
+    let view = session.view_if_used()?;
+    let saving = view.stamp.is_some() && !view.data.is_empty() && view.data.changed();
+    record(session).filter(|_| saving)
+}
+
+impl Pending {
+    /// Writes to `store`, as [`commit`] describes.
+    pub(crate) async fn finish<S: DynStore + ?Sized>(
+        self,
+        store: &S,
+        now: OffsetDateTime,
+    ) -> Result<Decision, SessionError> {
+        let Self {
+            mut session,
+            mut planned,
+            token_headers,
+        } = self;
+        // A save of a loaded record waits for the other commits of this record through
+        // this store handle (see `turns`): it then meets at most one newer version.
+        // Deletes and touches cannot conflict and do not wait.
+        let saves = saves(&session);
+        let mut turn = match saves {
+            Some(stored) => {
+                Some(crate::server::turns::take(store.identity_dyn(), stored.key).await)
+            }
+            None => None,
+        };
+        // The commit before this one's turn wrote a newer version than this request
+        // loaded: rebase onto it now (its save would only conflict and reload it).
+        if let (Some(stored), Some(last)) = (saves, turn.as_ref().and_then(|t| t.last()))
+            && last.version > stored.version
+        {
+            let last = last.clone();
+            rebase(&mut session, stored.key, last)?;
+        }
+        let mut attempts = 0;
+        loop {
+            let (ops, action) = match planned.take() {
+                Some(planned) => planned,
+                None => plan(&mut session, now)?,
+            };
+            let saved = turn.as_ref().and_then(|_| saved_data(&ops));
+            match run(&mut session, store, ops, now).await {
+                Ok(()) => {
+                    if let Some(turn) = turn.as_mut() {
+                        turn.leave(handed_on(&session, saves.map(|s| s.key), saved));
+                    }
+                    return Ok(Decision::accessed(action, Vec::new())
+                        .with_token_headers(token_headers.0, token_headers.1));
                 }
-                return Ok(Decision::accessed(action, Vec::new()));
-            }
-            Err(StoreError::Conflict) if attempts < MAX_RETRIES => {
-                attempts += 1;
-                let Some(stored) = record(&session) else {
-                    return Err(SessionError::Stored(StoreError::Conflict));
-                };
-                match store
-                    .load_boxed(&stored.key, now)
-                    .await
-                    .map_err(SessionError::Stored)?
-                {
-                    Some(fresh) => rebase(&mut session, stored.key, fresh)?,
-                    None => return Ok(superseded()),
+                Err(StoreError::Conflict) if attempts < MAX_RETRIES => {
+                    attempts += 1;
+                    let Some(stored) = record(&session) else {
+                        return Err(SessionError::Stored(StoreError::Conflict));
+                    };
+                    match store
+                        .load_boxed(&stored.key, now)
+                        .await
+                        .map_err(SessionError::Stored)?
+                    {
+                        Some(fresh) => rebase(&mut session, stored.key, fresh)?,
+                        None => return Ok(superseded(token_headers)),
+                    }
                 }
+                Err(StoreError::Duplicate) if attempts < MAX_RETRIES => {
+                    // A new id collided with a live record: draw another.
+                    attempts += 1;
+                    session.redraw_id();
+                }
+                // Deleted meanwhile: never resurrected.
+                Err(StoreError::Gone) => return Ok(superseded(token_headers)),
+                Err(error) => return Err(SessionError::Stored(error)),
             }
-            Err(StoreError::Duplicate) if attempts < MAX_RETRIES => {
-                // A new id collided with a live record: draw another.
-                attempts += 1;
-                session.redraw_id();
-            }
-            // Deleted meanwhile: never resurrected.
-            Err(StoreError::Gone) => return Ok(superseded()),
-            Err(error) => return Err(SessionError::Stored(error)),
         }
     }
 }
@@ -363,8 +429,9 @@ pub(crate) fn commit_degraded(session: &Session) -> Result<Decision, SessionErro
 /// `Set-Cookie` at all. A removal here could arrive after, and delete, the new cookie of
 /// the request that regenerated the session (logging the visitor out right after login);
 /// the stale cookie is harmless (its record is gone) and is removed by its next request.
-fn superseded() -> Decision {
+fn superseded(token_headers: (bool, bool)) -> Decision {
     Decision::accessed(CookieAction::Keep, Vec::new())
+        .with_token_headers(token_headers.0, token_headers.1)
 }
 
 /// Re-applies this request's changes over the record another request saved meanwhile.
@@ -479,7 +546,11 @@ fn plan(
     let sessions = session.sessions.clone();
     let config = sessions.config();
     let had_cookie = session.has_candidates();
-    let persist = session.view().data.clone();
+    // Flags, not a copy of the map: the JSON is written from the session's own map below.
+    let (empty, changed) = {
+        let data = &session.view().data;
+        (data.is_empty(), data.changed())
+    };
     let stored = record(session);
     let mut ops = Vec::new();
 
@@ -488,10 +559,10 @@ fn plan(
     // A record that came empty (a store that shares another application's records: a
     // TurboGears visit that holds no session data) and is still empty and unchanged: there
     // is nothing to write, and the cookie stays, for it names the visit too.
-    if stored.is_some() && !deleted && persist.is_empty() && !persist.changed() {
+    if stored.is_some() && !deleted && empty && !changed {
         return Ok((ops, CookieAction::Keep));
     }
-    if stored.is_some() && (deleted || persist.is_empty()) {
+    if stored.is_some() && (deleted || empty) {
         let reason = if deleted {
             DeleteReason::Logout
         } else {
@@ -499,8 +570,8 @@ fn plan(
         };
         ops.push(Op::Delete { reason });
     }
-    let live = stored.filter(|_| !deleted && !persist.is_empty());
-    if persist.is_empty() {
+    let live = stored.filter(|_| !deleted && !empty);
+    if empty {
         let action = if had_cookie {
             CookieAction::Remove(crate::session::cookie_header::removal(config))
         } else {
@@ -529,7 +600,7 @@ fn plan(
         || (state.outcome == LoadOutcome::LoadedOlderKey && config.reissue_older_keys);
     match live {
         None => ops.push(Op::Create {
-            data: json(session, &persist)?,
+            data: json(session, state.data)?,
             expires,
         }),
         Some(stored) => {
@@ -543,9 +614,9 @@ fn plan(
             // A sealed record is bound to its session id: a new id re-seals it. A plain record
             // read during a sealing migration is sealed now.
             let reseal = (moving && config.seal_store) || stored.unsealed;
-            if persist.changed() || state.persistence != stamp.persistence() || reseal {
+            if changed || state.persistence != stamp.persistence() || reseal {
                 ops.push(Op::Save {
-                    data: json(session, &persist)?,
+                    data: json(session, state.data)?,
                     expires,
                 });
             } else if touch_due(config, stored.expires, now) {
