@@ -61,3 +61,62 @@ fn native_expiry_follows_the_record_within_a_minute() {
     })
     .unwrap();
 }
+
+/// A server that lost the store's scripts (restarted without persistence, `SCRIPT FLUSH`,
+/// a replica promoted before the scripts reached it) is sent each script again by the
+/// call that found it missing: no write fails for it.
+#[test]
+fn a_server_that_forgot_the_scripts_is_sent_them_again() {
+    services::with_redis(async {
+        let store = services::redis_store().await;
+        let key = StoreKey::from_bytes([9; 32]);
+        let now = OffsetDateTime::now_utc();
+        let e = now + Duration::minutes(20);
+        let flush = || async {
+            let url = std::env::var("REDIS_URL").unwrap();
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        };
+        flush().await;
+        assert_eq!(
+            store.create(&key, b"{\"a\":1}", e, now).await.unwrap(),
+            Version::FIRST
+        );
+        flush().await;
+        let second = store
+            .save(&key, Version::FIRST, b"{\"a\":2}", e, now)
+            .await
+            .unwrap();
+        assert!(second > Version::FIRST);
+        // The version it returned is the one the store holds: the next save builds on it,
+        // and the one it replaced is refused.
+        flush().await;
+        let third = store
+            .save(&key, second, b"{\"a\":3}", e, now)
+            .await
+            .unwrap();
+        assert!(third > second);
+        assert!(matches!(
+            store.save(&key, second, b"{\"a\":4}", e, now).await,
+            Err(cookie_session::store::StoreError::Conflict)
+        ));
+        let record = store.load(&key, now).await.unwrap().unwrap();
+        assert_eq!(record.data, b"{\"a\":3}");
+        assert_eq!(record.version, third);
+        flush().await;
+        store
+            .touch(&key, e + Duration::minutes(1), now)
+            .await
+            .unwrap();
+        flush().await;
+        assert!(store.delete(&key, now).await.unwrap());
+        assert!(store.load(&key, now).await.unwrap().is_none());
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+}

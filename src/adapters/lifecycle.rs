@@ -82,13 +82,14 @@ impl Settings {
         // state made every request's future 2,960 bytes (680 without it), allocated past
         // the allocator's small-size cache and copied on every request; boxed for every
         // request, a read cost a 2.5 KB allocation (and glibc's consolidation it triggers).
-        let committed = match (&self.store, handle.store()) {
-            (Some(_), Some(store)) => match handle.begin_commit(now) {
+        let committed = match &self.store {
+            None => handle.finish(now),
+            // The handle's store: `begin` gave it this one.
+            Some(store) => match handle.begin_commit(now) {
                 Ok(Begun::Done(decision)) => Ok(decision),
                 Ok(Begun::Store(pending)) => Box::pin(pending.finish(&**store, now)).await,
                 Err(error) => Err(error),
             },
-            _ => handle.finish(now),
         };
         match committed {
             Ok(decision) => End::Apply(decision),

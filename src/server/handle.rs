@@ -440,11 +440,6 @@ impl SessionHandle {
         }
     }
 
-    /// The store of a server-side session.
-    pub(crate) fn store(&self) -> Option<&Arc<dyn DynStore>> {
-        self.0.store.as_ref()
-    }
-
     /// [`Session::attach_user`]: links this session to `user` when the response is
     /// committed.
     ///

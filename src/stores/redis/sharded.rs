@@ -30,7 +30,7 @@ use std::sync::LazyLock;
 use redis::Script;
 use time::OffsetDateTime;
 
-use super::RedisStore;
+use super::{Call, RedisStore};
 use crate::stores::{StoreError, StoreKey, Version};
 
 /// How far past a record's native expiry its index entry reaches (seconds).
@@ -264,8 +264,8 @@ impl RedisStore {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let _: i64 = self
             .invoke(&set, {
-                let mut call = INDEX.prepare_invoke();
-                call.key(&set).arg(member).arg(score).arg(now);
+                let mut call = Call::new(&INDEX, &[&set]);
+                call.arg(member).arg(score).arg(now);
                 call
             })
             .await?;
@@ -280,8 +280,8 @@ impl RedisStore {
         now: i64,
     ) -> Result<i64, StoreError> {
         self.invoke(key, {
-            let mut call = CREATE.prepare_invoke();
-            call.key(key).arg(data).arg(expires).arg(now);
+            let mut call = Call::new(&CREATE, &[key]);
+            call.arg(data).arg(expires).arg(now);
             call
         })
         .await
@@ -297,9 +297,8 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         self.covering(key, expires + 60, |user, coverage| async move {
             self.invoke(key, {
-                let mut call = SAVE.prepare_invoke();
-                call.key(key)
-                    .arg(expected.0)
+                let mut call = Call::new(&SAVE, &[key]);
+                call.arg(expected.0)
                     .arg(data)
                     .arg(expires)
                     .arg(now)
@@ -320,8 +319,8 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         self.covering(key, expires + 60, |user, coverage| async move {
             self.invoke(key, {
-                let mut call = TOUCH.prepare_invoke();
-                call.key(key).arg(expires).arg(now).arg(user).arg(coverage);
+                let mut call = Call::new(&TOUCH, &[key]);
+                call.arg(expires).arg(now).arg(user).arg(coverage);
                 call
             })
             .await
@@ -331,8 +330,8 @@ impl RedisStore {
 
     pub(super) async fn sharded_delete(&self, key: &str, now: i64) -> Result<i64, StoreError> {
         self.invoke(key, {
-            let mut call = DELETE.prepare_invoke();
-            call.key(key).arg(now);
+            let mut call = Call::new(&DELETE, &[key]);
+            call.arg(now);
             call
         })
         .await
@@ -348,8 +347,8 @@ impl RedisStore {
         for _ in 0..ATTEMPTS {
             let (code, native): (i64, String) = self
                 .invoke(key, {
-                    let mut call = SET_USER.prepare_invoke();
-                    call.key(key).arg(user).arg(now).arg(coverage);
+                    let mut call = Call::new(&SET_USER, &[key]);
+                    call.arg(user).arg(now).arg(coverage);
                     call
                 })
                 .await?;
@@ -388,9 +387,8 @@ impl RedisStore {
             self.pause(ClusterStep::Stage).await;
             let staged: i64 = self
                 .invoke(to, {
-                    let mut call = STAGE.prepare_invoke();
-                    call.key(to)
-                        .arg(&snapshot.data)
+                    let mut call = Call::new(&STAGE, &[to]);
+                    call.arg(&snapshot.data)
                         .arg(&snapshot.expires)
                         .arg(&snapshot.version)
                         .arg(snapshot.user.as_deref().unwrap_or(""))
@@ -409,9 +407,8 @@ impl RedisStore {
             // pending (never two live copies) and expires by itself.
             let retired: i64 = self
                 .invoke(from, {
-                    let mut call = RETIRE.prepare_invoke();
-                    call.key(from)
-                        .arg(&snapshot.version)
+                    let mut call = Call::new(&RETIRE, &[from]);
+                    call.arg(&snapshot.version)
                         .arg(&snapshot.expires)
                         .arg(snapshot.user.as_deref().unwrap_or(""))
                         .arg(now);
@@ -428,8 +425,8 @@ impl RedisStore {
             self.pause(ClusterStep::Activate).await;
             let active: i64 = self
                 .invoke(to, {
-                    let mut call = ACTIVATE.prepare_invoke();
-                    call.key(to).arg(&token);
+                    let mut call = Call::new(&ACTIVATE, &[to]);
+                    call.arg(&token);
                     call
                 })
                 .await?;
@@ -483,8 +480,8 @@ impl RedisStore {
     async fn unstage(&self, to: &str, token: &str) -> Result<(), StoreError> {
         let _: i64 = self
             .invoke(to, {
-                let mut call = UNSTAGE.prepare_invoke();
-                call.key(to).arg(token);
+                let mut call = Call::new(&UNSTAGE, &[to]);
+                call.arg(token);
                 call
             })
             .await?;
@@ -553,8 +550,8 @@ impl RedisStore {
                 async move {
                     let outcome: i64 = self
                         .invoke(&member, {
-                            let mut call = DELETE_IF_USER.prepare_invoke();
-                            call.key(&member).arg(user).arg(now);
+                            let mut call = Call::new(&DELETE_IF_USER, &[&member]);
+                            call.arg(user).arg(now);
                             call
                         })
                         .await?;
