@@ -112,6 +112,61 @@ mod layout_and_races {
         .unwrap();
     }
 
+    /// Every master that lost the store's scripts (restarted, flushed, a new node) is sent
+    /// each again by the call that found it missing: single-record writes, a rename across
+    /// slots and log out everywhere all go through, with the scripts flushed before each.
+    #[test]
+    fn masters_that_forgot_the_scripts_are_sent_them_again() {
+        services::with_redis_cluster(async {
+            let store = services::redis_cluster_store().await;
+            let now = OffsetDateTime::now_utc();
+            let flush = || async {
+                let () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut cluster().await)
+                    .await
+                    .unwrap();
+            };
+            let keys: Vec<StoreKey> = (0..12u8).map(|i| StoreKey::from_bytes([i; 32])).collect();
+            for key in &keys {
+                flush().await;
+                store.create(key, b"{}", later(now), now).await.unwrap();
+                flush().await;
+                let saved = store
+                    .save(key, Version::FIRST, b"{\"a\":1}", later(now), now)
+                    .await
+                    .unwrap();
+                assert!(saved > Version::FIRST);
+                flush().await;
+                store.set_user(key, "ada", now).await.unwrap();
+            }
+            flush().await;
+            let moved = StoreKey::from_bytes([200; 32]);
+            store.rename(&keys[0], &moved, now).await.unwrap();
+            assert!(store.load(&keys[0], now).await.unwrap().is_none());
+            assert_eq!(
+                store.load(&moved, now).await.unwrap().unwrap().data,
+                b"{\"a\":1}"
+            );
+            flush().await;
+            assert_eq!(store.sessions_of("ada", now).await.unwrap().len(), 12);
+            flush().await;
+            assert_eq!(
+                store
+                    .delete_sessions_of("ada", None, now)
+                    .await
+                    .unwrap()
+                    .len(),
+                12
+            );
+            for key in keys.iter().skip(1).chain([&moved]) {
+                assert!(store.load(key, now).await.unwrap().is_none());
+            }
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    }
+
     /// A prefix with a hash tag keeps every key (records, the user index, renamed records)
     /// in the tag's slot.
     #[test]

@@ -355,9 +355,8 @@ impl Pending {
                 Some(planned) => planned,
                 None => plan(&mut session, now)?,
             };
-            let saved = turn.as_ref().and_then(|_| saved_data(&ops));
             match run(&mut session, store, ops, now).await {
-                Ok(()) => {
+                Ok(saved) => {
                     if let Some(turn) = turn.as_mut() {
                         turn.leave(handed_on(&session, saves.map(|s| s.key), saved));
                     }
@@ -389,14 +388,6 @@ impl Pending {
             }
         }
     }
-}
-
-/// The data a commit's operations save, if they save (kept for the next turn).
-fn saved_data(ops: &[Op]) -> Option<Vec<u8>> {
-    ops.iter().rev().find_map(|op| match op {
-        Op::Save { data, .. } => Some(data.clone()),
-        _ => None,
-    })
 }
 
 /// The record the next commit of `key` may build on: the one this commit saved, if it is
@@ -450,13 +441,15 @@ fn rebase(session: &mut Session, key: StoreKey, fresh: Record) -> Result<(), Ses
 }
 
 /// Runs the operations, updating the session after each, so that a retry never repeats
-/// one that succeeded.
+/// one that succeeded. Returns the data the last save wrote (for the next turn; moved out
+/// of its operation, not copied).
 async fn run<S: DynStore + ?Sized>(
     session: &mut Session,
     store: &S,
     ops: Vec<Op>,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut written = None;
     let observer = crate::events::observer(session.sessions.config()).cloned();
     let observer = observer.as_ref();
     for op in ops {
@@ -474,6 +467,7 @@ async fn run<S: DynStore + ?Sized>(
                     .save_boxed(&stored.key, stored.version, &data, expires, now)
                     .await?;
                 bind(session, stored.key, version, expires);
+                written = Some(data);
             }
             Op::Touch { expires } => {
                 let stored = record(session).ok_or(StoreError::Gone)?;
@@ -516,7 +510,7 @@ async fn run<S: DynStore + ?Sized>(
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 fn bind(session: &mut Session, key: StoreKey, version: Version, expires: OffsetDateTime) {

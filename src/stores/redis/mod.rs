@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use time::OffsetDateTime;
 
@@ -137,29 +136,63 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
+/// A Lua script: its SHA-1 (what a call sends) and its source (sent whole to a server that
+/// does not know the script).
+struct Lua {
+    sha1: String,
+    source: String,
+}
+
+impl Lua {
+    fn new(source: impl Into<String>) -> Self {
+        let source = source.into();
+        Self {
+            sha1: redis::Script::new(&source).get_hash().to_owned(),
+            source,
+        }
+    }
+}
+
 /// One call of a Lua script: `EVALSHA` with its keys and arguments written straight into
 /// one command's buffer. (redis-rs's `ScriptInvocation` keeps each argument in a vector of
 /// its own and copies them all into a command again: about 3,000 instructions per write
 /// under callgrind, of a request's 80,000.)
 struct Call {
-    script: &'static Script,
+    lua: &'static Lua,
     command: redis::Cmd,
 }
 
 impl Call {
-    fn new(script: &'static Script, keys: &[&str]) -> Self {
-        let mut command = redis::cmd("EVALSHA");
-        command.arg(script.get_hash()).arg(keys.len());
+    fn new(lua: &'static Lua, keys: &[&str]) -> Self {
+        // Room for a small session's arguments: the buffers grow at most once or twice.
+        let mut command = redis::Cmd::with_capacity(8, 256);
+        command.arg("EVALSHA").arg(&lua.sha1).arg(keys.len());
         for key in keys {
             command.arg(*key);
         }
-        Self { script, command }
+        Self { lua, command }
     }
 
     /// Adds `ARGV[i]`.
     fn arg(&mut self, arg: impl redis::ToRedisArgs) -> &mut Self {
         self.command.arg(arg);
         self
+    }
+
+    /// The same call as `EVAL` with the whole source, which also caches the script: for a
+    /// server that lost it (restarted, flushed, a new node). One command, so a flush
+    /// between loading and calling cannot make it miss again.
+    fn with_source(&self) -> redis::Cmd {
+        let mut eval =
+            redis::Cmd::with_capacity(self.command.args_iter().len(), self.lua.source.len() + 256);
+        eval.arg("EVAL").arg(&self.lua.source);
+        // Past `EVALSHA` and the SHA-1: the key count, the keys, the arguments.
+        for arg in self.command.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                eval.arg(bytes);
+            }
+        }
+        eval
     }
 }
 
@@ -199,12 +232,12 @@ end
 ";
 
 /// A script with the index and expiry functions in front.
-fn script(body: &str) -> Script {
-    Script::new(&format!("{INDEX}{NATIVE}{body}"))
+fn script(body: &str) -> Lua {
+    Lua::new(format!("{INDEX}{NATIVE}{body}"))
 }
 
 /// `KEYS[1]`; `ARGV`: data, expires, now. 1 created, 0 a live record is there.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
+static CREATE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
         if e and tonumber(e) > tonumber(ARGV[3]) then return 0 end
@@ -220,7 +253,7 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
 /// `KEYS[1]`; `ARGV`: expected version, data, expires, now, the next version (the client
 /// counts: a script's `string.format` and `tonumber` cost Redis more than the write).
 /// 1 saved, -1 gone, -2 another version.
-static SAVE: LazyLock<Script> = LazyLock::new(|| {
+static SAVE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u', 'x')
         if not r[1] or tonumber(r[1]) <= tonumber(ARGV[4]) then return -1 end
@@ -237,7 +270,7 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`; `ARGV`: expires, now. 1 live (extended if later), 0 gone.
-static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+static TOUCH: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'u', 'x')
         if not r[1] or tonumber(r[1]) <= tonumber(ARGV[2]) then return 0 end
@@ -255,7 +288,7 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS`: from, to; `ARGV`: now. 1 moved, -1 gone, -2 the target is live.
-static RENAME: LazyLock<Script> = LazyLock::new(|| {
+static RENAME: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local now = tonumber(ARGV[1])
         local e = redis.call('HGET', KEYS[1], 'e')
@@ -272,7 +305,7 @@ static RENAME: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`; `ARGV`: now. 1 a live record was deleted, 0 not.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
+static DELETE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
         unindex(KEYS[1])
@@ -283,7 +316,7 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`; `ARGV`: user, now. 1 linked, 0 gone.
-static SET_USER: LazyLock<Script> = LazyLock::new(|| {
+static SET_USER: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
         if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
@@ -296,7 +329,7 @@ static SET_USER: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`: the user's set (so that a cluster routes the script to its slot); `ARGV`:
 /// user, now. The keys of the user's live records.
-static SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+static SESSIONS_OF: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local set = KEYS[1]
         redis.call('ZREMRANGEBYSCORE', set, '-inf', ARGV[2])
@@ -313,7 +346,7 @@ static SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`: the user's set; `ARGV`: user, the key to keep ('' for none), now. The keys
 /// of the live records it deleted.
-static DELETE_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+static DELETE_SESSIONS_OF: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local set = KEYS[1]
         local deleted = {}
@@ -385,7 +418,9 @@ impl RedisStore {
         let timeout = Duration::from_secs(5);
         let client = redis::cluster::ClusterClient::builder(urls.iter().copied())
             .connection_timeout(timeout)
-            .response_timeout(timeout)
+            // No response timeout: every operation is bounded by `Deadlines`, with a timer
+            // shared by many; redis-rs's would add two timers per command (the node's and
+            // the overall one: 1 % of a read's CPU under `perf`).
             // A failover's gap is answered with a 503 now, not waited out here.
             .retries(2)
             .build()
@@ -510,7 +545,7 @@ impl RedisStore {
 
     /// Runs a script (with the user index's prefix as its last argument), bounded as
     /// [`bounded`](Self::bounded); a server that does not know the script (restarted, or
-    /// a new node) is sent it once, and the call repeated.
+    /// a new node) is sent the call again with the script's source.
     /// With [`with_replica_acknowledgement`](Self::with_replica_acknowledgement), then
     /// waits for the replicas of the master that holds `route`.
     async fn invoke<T: redis::FromRedisValue>(
@@ -521,16 +556,14 @@ impl RedisStore {
         if !self.sharded {
             call.arg(&*self.users);
         }
-        let Call { script, command } = call;
         let result = self
             .bounded(|mut c| async move {
-                match command.query_async(&mut c).await {
+                match call.command.query_async(&mut c).await {
                     Err(error)
                         if error.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                     {
-                        script.load_async(&mut c).await?;
-                        command.query_async(&mut c).await
+                        call.with_source().query_async(&mut c).await
                     }
                     result => result,
                 }
@@ -601,11 +634,10 @@ impl SessionStore for RedisStore {
             // `p`: a copy a cross-slot rename has staged and not yet made live.
             let (data, expires, version, pending): Fields = self
                 .bounded(|mut c| async move {
-                    redis::cmd("HMGET")
-                        .arg(&key)
-                        .arg(&["d", "e", "v", "p"])
-                        .query_async(&mut c)
-                        .await
+                    // Sized once: `redis::cmd` grows its two buffers argument by argument.
+                    let mut command = redis::Cmd::with_capacity(6, 128);
+                    command.arg("HMGET").arg(&key).arg(&["d", "e", "v", "p"]);
+                    command.query_async(&mut c).await
                 })
                 .await?;
             match (data, expires, version, pending) {

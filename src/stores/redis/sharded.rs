@@ -27,10 +27,9 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::LazyLock;
 
-use redis::Script;
 use time::OffsetDateTime;
 
-use super::{Call, RedisStore};
+use super::{Call, Lua, RedisStore};
 use crate::stores::{StoreError, StoreKey, Version};
 
 /// How far past a record's native expiry its index entry reaches (seconds).
@@ -80,12 +79,12 @@ local function covered(key, u, i, x, cu, ci)
 end
 ";
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}{body}"))
+fn script(body: &str) -> Lua {
+    Lua::new(format!("{PRELUDE}{body}"))
 }
 
 /// `KEYS[1]`; `ARGV`: data, expires, now. 1 created, 0 occupied (live or pending).
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
+static CREATE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local e = redis.call('HGET', KEYS[1], 'e')
         if e and tonumber(e) > tonumber(ARGV[3]) then return 0 end
@@ -99,7 +98,7 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`; `ARGV`: expected version, data, expires, now, covering user, coverage.
 /// `{version, ''}`, `{-1, ''}` gone, `{-2, ''}` another version, `{-3, user}` index first.
-static SAVE: LazyLock<Script> = LazyLock::new(|| {
+static SAVE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u', 'x', 'i', 'p')
         if not r[1] or r[6] or tonumber(r[1]) <= tonumber(ARGV[4]) then return {-1, ''} end
@@ -115,7 +114,7 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`; `ARGV`: expires, now, covering user, coverage. `{1, ''}` live (extended if
 /// later), `{0, ''}` gone, `{-3, user}` index first.
-static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+static TOUCH: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'u', 'x', 'i', 'p')
         if not r[1] or r[5] or tonumber(r[1]) <= tonumber(ARGV[2]) then return {0, ''} end
@@ -130,7 +129,7 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`; `ARGV`: now. 1 a live record was deleted, 0 not.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
+static DELETE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'p')
         redis.call('DEL', KEYS[1])
@@ -141,7 +140,7 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`; `ARGV`: user, now, coverage. `{1, ''}` linked, `{0, ''}` gone, `{-3, x}` index
 /// first, up to the native expiry `x`.
-static SET_USER: LazyLock<Script> = LazyLock::new(|| {
+static SET_USER: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'x', 'p')
         if not r[1] or r[3] or tonumber(r[1]) <= tonumber(ARGV[2]) then return {0, ''} end
@@ -154,8 +153,8 @@ static SET_USER: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`: a user's set; `ARGV`: member, score, now. Raises (never lowers) the member's
 /// score, prunes members past their score, and lets the set expire with its last member.
-static INDEX: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static INDEX: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
         local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -166,8 +165,8 @@ static INDEX: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`: the target; `ARGV`: data, expires, version, user ('' none), native expiry,
 /// coverage, token, now. 1 staged, 0 occupied (live or pending).
-static STAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static STAGE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"local t = redis.call('HGET', KEYS[1], 'e')
         if t and tonumber(t) > tonumber(ARGV[8]) then return 0 end
         redis.call('DEL', KEYS[1])
@@ -180,8 +179,8 @@ static STAGE: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`: the source; `ARGV`: version, expires, user ('' none), now. 1 retired, -1 gone,
 /// -2 changed since the snapshot.
-static RETIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static RETIRE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u', 'p')
         if not r[1] or r[4] or tonumber(r[1]) <= tonumber(ARGV[4]) then return -1 end
         if r[2] ~= ARGV[1] or r[1] ~= ARGV[2] or (r[3] or '') ~= ARGV[3] then return -2 end
@@ -191,8 +190,8 @@ static RETIRE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`: the target; `ARGV`: token. 1 made live, 0 no longer staged with the token.
-static ACTIVATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static ACTIVATE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
         redis.call('HDEL', KEYS[1], 'p')
         return 1",
@@ -200,8 +199,8 @@ static ACTIVATE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// `KEYS[1]`: the target; `ARGV`: token. Deletes it if still staged with the token.
-static UNSTAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static UNSTAGE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
         redis.call('DEL', KEYS[1])
         return 1",
@@ -210,8 +209,8 @@ static UNSTAGE: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS[1]`; `ARGV`: user, now. Deletes the record if it is the user's (live, pending or
 /// expired): 1 it was live, 2 it was not, -1 someone else's, 0 there is none.
-static DELETE_IF_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static DELETE_IF_USER: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'u', 'p')
         if not r[1] then return 0 end
         if r[2] ~= ARGV[1] then return -1 end
