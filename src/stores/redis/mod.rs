@@ -131,6 +131,29 @@ impl redis::aio::ConnectionLike for Connection {
     }
 }
 
+impl Connection {
+    /// Sends `command`, which reads or writes `key`: on a cluster straight to the master of
+    /// `key`'s slot. (Through `ConnectionLike`, redis-rs's cluster client copies every
+    /// command and finds its key by parsing it again.)
+    async fn send<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        command: redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        match self {
+            Self::Single(c) => command.query_async(c).await,
+            Self::Cluster(c) => {
+                let at = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
+                // A server's error comes back as a value here (`NOSCRIPT` among them).
+                let value = c.route_command(command, routing).await?.extract_error()?;
+                Ok(redis::from_redis_value(value)?)
+            }
+        }
+    }
+}
+
 /// Redis's failure, as a store error.
 fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(error))
@@ -543,27 +566,34 @@ impl RedisStore {
         StoreKey::from_hex(hex).filter(|_| hex.len() == 64)
     }
 
-    /// Runs a script (with the user index's prefix as its last argument), bounded as
-    /// [`bounded`](Self::bounded); a server that does not know the script (restarted, or
-    /// a new node) is sent the call again with the script's source.
+    /// Runs the script call `call` makes (with the user index's prefix as its last
+    /// argument), on the master of `route`, bounded as [`bounded`](Self::bounded); a
+    /// server that does not know the script (restarted, or a new node) is sent the call
+    /// again with the script's source (`call` makes it again: a cluster's client takes
+    /// the command it sends).
     /// With [`with_replica_acknowledgement`](Self::with_replica_acknowledgement), then
     /// waits for the replicas of the master that holds `route`.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         route: &str,
-        mut call: Call,
+        call: impl Fn() -> Call,
     ) -> Result<T, StoreError> {
-        if !self.sharded {
-            call.arg(&*self.users);
-        }
+        let users = (!self.sharded).then_some(&*self.users);
+        let make = || {
+            let mut made = call();
+            if let Some(users) = users {
+                made.arg(users);
+            }
+            made
+        };
         let result = self
             .bounded(|mut c| async move {
-                match call.command.query_async(&mut c).await {
+                match c.send(route, make().command).await {
                     Err(error)
                         if error.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                     {
-                        call.with_source().query_async(&mut c).await
+                        c.send(route, make().with_source()).await
                     }
                     result => result,
                 }
@@ -577,24 +607,11 @@ impl RedisStore {
 
     /// `WAIT replicas wait` on the master that holds `route` (on a cluster, routed to it).
     async fn wait(&self, route: &str, replicas: u32, wait: Duration) -> Result<(), StoreError> {
-        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(replicas)
             .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-        let route = route.to_owned();
         let acknowledged: i64 = self
-            .bounded(|c| async move {
-                match c {
-                    Connection::Single(mut c) => cmd.query_async(&mut c).await,
-                    Connection::Cluster(mut c) => {
-                        let at = Route::with_key(route.as_bytes(), SlotAddr::Master);
-                        let routing =
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
-                        let value = c.route_command(cmd, routing).await?;
-                        Ok(redis::from_redis_value(value)?)
-                    }
-                }
-            })
+            .bounded(|mut c| async move { c.send(route, cmd).await })
             .await?;
         if acknowledged < i64::from(replicas) {
             return Err(StoreError::Unavailable(
@@ -637,7 +654,7 @@ impl SessionStore for RedisStore {
                     // Sized once: `redis::cmd` grows its two buffers argument by argument.
                     let mut command = redis::Cmd::with_capacity(6, 128);
                     command.arg("HMGET").arg(&key).arg(&["d", "e", "v", "p"]);
-                    command.query_async(&mut c).await
+                    c.send(&key, command).await
                 })
                 .await?;
             match (data, expires, version, pending) {
@@ -670,7 +687,7 @@ impl SessionStore for RedisStore {
             let created: i64 = if self.sharded {
                 self.sharded_create(&key, data, expires, now).await?
             } else {
-                self.invoke(&key, {
+                self.invoke(&key, || {
                     let mut call = Call::new(&CREATE, &[&key]);
                     call.arg(data).arg(expires).arg(now);
                     call
@@ -697,20 +714,13 @@ impl SessionStore for RedisStore {
         let checked = check_size(data, self.max_record);
         async move {
             checked?;
-            if self.sharded {
-                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
-                let saved = self
-                    .sharded_save(&key, expected, data, expires, now)
-                    .await?;
-                return match saved {
-                    -1 => Err(StoreError::Gone),
-                    -2 => Err(StoreError::Conflict),
-                    v => Ok(Version(u64::try_from(v).unwrap_or(0))),
-                };
-            }
             let next = Version(expected.0.saturating_add(1));
-            let saved: i64 = self
-                .invoke(&key, {
+            let saved: i64 = if self.sharded {
+                let (expires, now) = (expires.unix_timestamp(), now.unix_timestamp());
+                self.sharded_save(&key, expected, data, expires, now)
+                    .await?
+            } else {
+                self.invoke(&key, || {
                     let mut call = Call::new(&SAVE, &[&key]);
                     call.arg(expected.0)
                         .arg(data)
@@ -719,7 +729,8 @@ impl SessionStore for RedisStore {
                         .arg(next.0);
                     call
                 })
-                .await?;
+                .await?
+            };
             match saved {
                 1 => Ok(next),
                 -2 => Err(StoreError::Conflict),
@@ -740,7 +751,7 @@ impl SessionStore for RedisStore {
             let live: i64 = if self.sharded {
                 self.sharded_touch(&key, expires, now).await?
             } else {
-                self.invoke(&key, {
+                self.invoke(&key, || {
                     let mut call = Call::new(&TOUCH, &[&key]);
                     call.arg(expires).arg(now);
                     call
@@ -767,7 +778,7 @@ impl SessionStore for RedisStore {
                 return self.sharded_rename(&from, &to, now.unix_timestamp()).await;
             }
             let moved: i64 = self
-                .invoke(&from, {
+                .invoke(&from, || {
                     let mut call = Call::new(&RENAME, &[&from, &to]);
                     call.arg(now.unix_timestamp());
                     call
@@ -792,7 +803,7 @@ impl SessionStore for RedisStore {
             let live: i64 = if self.sharded {
                 self.sharded_delete(&key, now).await?
             } else {
-                self.invoke(&key, {
+                self.invoke(&key, || {
                     let mut call = Call::new(&DELETE, &[&key]);
                     call.arg(now);
                     call
@@ -817,7 +828,7 @@ impl SessionStore for RedisStore {
             let linked: i64 = if self.sharded {
                 self.sharded_set_user(&key, user, now).await?
             } else {
-                self.invoke(&key, {
+                self.invoke(&key, || {
                     let mut call = Call::new(&SET_USER, &[&key]);
                     call.arg(user).arg(now);
                     call
@@ -842,7 +853,7 @@ impl SessionStore for RedisStore {
         }
         let set = self.user_set(user);
         let members: Vec<String> = self
-            .invoke(&set, {
+            .invoke(&set, || {
                 let mut call = Call::new(&SESSIONS_OF, &[&set]);
                 call.arg(user).arg(now.unix_timestamp());
                 call
@@ -866,7 +877,7 @@ impl SessionStore for RedisStore {
                     .await;
             }
             let members: Vec<String> = self
-                .invoke(&set, {
+                .invoke(&set, || {
                     let mut call = Call::new(&DELETE_SESSIONS_OF, &[&set]);
                     call.arg(user).arg(&except).arg(now.unix_timestamp());
                     call

@@ -96,8 +96,9 @@ static CREATE: LazyLock<Lua> = LazyLock::new(|| {
     )
 });
 
-/// `KEYS[1]`; `ARGV`: expected version, data, expires, now, covering user, coverage.
-/// `{version, ''}`, `{-1, ''}` gone, `{-2, ''}` another version, `{-3, user}` index first.
+/// `KEYS[1]`; `ARGV`: expected version, data, expires, now, covering user, coverage, the
+/// next version (the client counts). `{1, ''}` saved, `{-1, ''}` gone, `{-2, ''}` another
+/// version, `{-3, user}` index first.
 static SAVE: LazyLock<Lua> = LazyLock::new(|| {
     script(
         r"local r = redis.call('HMGET', KEYS[1], 'e', 'v', 'u', 'x', 'i', 'p')
@@ -105,10 +106,9 @@ static SAVE: LazyLock<Lua> = LazyLock::new(|| {
         if r[2] ~= ARGV[1] then return {-2, ''} end
         local x, moved = native(ARGV[3], r[4])
         if not covered(KEYS[1], r[3], r[5], x, ARGV[5], ARGV[6]) then return {-3, r[3]} end
-        local v = string.format('%d', tonumber(r[2]) + 1)
-        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', v, 'x', x)
+        redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3], 'v', ARGV[7], 'x', x)
         if moved then redis.call('EXPIREAT', KEYS[1], x) end
-        return {tonumber(v), ''}",
+        return {1, ''}",
     )
 });
 
@@ -262,7 +262,7 @@ impl RedisStore {
         let set = self.user_set(user);
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let _: i64 = self
-            .invoke(&set, {
+            .invoke(&set, || {
                 let mut call = Call::new(&INDEX, &[&set]);
                 call.arg(member).arg(score).arg(now);
                 call
@@ -278,7 +278,7 @@ impl RedisStore {
         expires: i64,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.invoke(key, {
+        self.invoke(key, || {
             let mut call = Call::new(&CREATE, &[key]);
             call.arg(data).arg(expires).arg(now);
             call
@@ -295,14 +295,15 @@ impl RedisStore {
         now: i64,
     ) -> Result<i64, StoreError> {
         self.covering(key, expires + 60, |user, coverage| async move {
-            self.invoke(key, {
+            self.invoke(key, || {
                 let mut call = Call::new(&SAVE, &[key]);
                 call.arg(expected.0)
                     .arg(data)
                     .arg(expires)
                     .arg(now)
-                    .arg(user)
-                    .arg(coverage);
+                    .arg(&user)
+                    .arg(coverage)
+                    .arg(expected.0.saturating_add(1));
                 call
             })
             .await
@@ -317,9 +318,9 @@ impl RedisStore {
         now: i64,
     ) -> Result<i64, StoreError> {
         self.covering(key, expires + 60, |user, coverage| async move {
-            self.invoke(key, {
+            self.invoke(key, || {
                 let mut call = Call::new(&TOUCH, &[key]);
-                call.arg(expires).arg(now).arg(user).arg(coverage);
+                call.arg(expires).arg(now).arg(&user).arg(coverage);
                 call
             })
             .await
@@ -328,7 +329,7 @@ impl RedisStore {
     }
 
     pub(super) async fn sharded_delete(&self, key: &str, now: i64) -> Result<i64, StoreError> {
-        self.invoke(key, {
+        self.invoke(key, || {
             let mut call = Call::new(&DELETE, &[key]);
             call.arg(now);
             call
@@ -345,7 +346,7 @@ impl RedisStore {
         let mut coverage = 0;
         for _ in 0..ATTEMPTS {
             let (code, native): (i64, String) = self
-                .invoke(key, {
+                .invoke(key, || {
                     let mut call = Call::new(&SET_USER, &[key]);
                     call.arg(user).arg(now).arg(coverage);
                     call
@@ -385,7 +386,7 @@ impl RedisStore {
             let token = base16ct::lower::encode_string(&rand::random::<[u8; 16]>());
             self.pause(ClusterStep::Stage).await;
             let staged: i64 = self
-                .invoke(to, {
+                .invoke(to, || {
                     let mut call = Call::new(&STAGE, &[to]);
                     call.arg(&snapshot.data)
                         .arg(&snapshot.expires)
@@ -405,7 +406,7 @@ impl RedisStore {
             // An error here leaves it unknown whether `from` was retired: `to` stays
             // pending (never two live copies) and expires by itself.
             let retired: i64 = self
-                .invoke(from, {
+                .invoke(from, || {
                     let mut call = Call::new(&RETIRE, &[from]);
                     call.arg(&snapshot.version)
                         .arg(&snapshot.expires)
@@ -423,7 +424,7 @@ impl RedisStore {
             }
             self.pause(ClusterStep::Activate).await;
             let active: i64 = self
-                .invoke(to, {
+                .invoke(to, || {
                     let mut call = Call::new(&ACTIVATE, &[to]);
                     call.arg(&token);
                     call
@@ -478,7 +479,7 @@ impl RedisStore {
 
     async fn unstage(&self, to: &str, token: &str) -> Result<(), StoreError> {
         let _: i64 = self
-            .invoke(to, {
+            .invoke(to, || {
                 let mut call = Call::new(&UNSTAGE, &[to]);
                 call.arg(token);
                 call
@@ -548,7 +549,7 @@ impl RedisStore {
                 let member = member.clone();
                 async move {
                     let outcome: i64 = self
-                        .invoke(&member, {
+                        .invoke(&member, || {
                             let mut call = Call::new(&DELETE_IF_USER, &[&member]);
                             call.arg(user).arg(now);
                             call
