@@ -4,6 +4,7 @@
 //! and checks that every operation in the gap fails as `Unavailable` (a `503`), never
 //! otherwise, and that service resumes by itself once the replica has taken over. It
 //! reports how many acknowledged writes the failover lost (replication is asynchronous).
+//! A third cluster moves a record's slot to another master under the connected store.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -55,6 +56,84 @@ fn nodes(port: u16) -> Vec<(u16, String, String)> {
         .collect()
 }
 
+/// The master serving `slot`: its port and node id (`cluster nodes`: the master whose slot
+/// ranges, fields 9.., hold the slot).
+fn serving(port: u16, slot: u16) -> (String, String) {
+    cli(port, &["cluster", "nodes"])
+        .lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            let holds = f[2].contains("master")
+                && f[8..].iter().any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                });
+            let port = f[1].split(['@', ':']).nth(1)?;
+            holds.then(|| (port.to_owned(), f[0].to_owned()))
+        })
+        .expect("a master serves the slot")
+}
+
+/// Whether the cluster tests can run: `redis-server` is installed (required under
+/// `CI=true`).
+fn redis_server_installed() -> bool {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "redis-server is needed under CI=true"
+    );
+    eprintln!("!!!!! SKIPPED: redis-server is not installed; the cluster tests need it !!!!!");
+    false
+}
+
+/// Starts a cluster of the test's own on `port`..`port + 5`, every master with its replica
+/// attached; its node URLs.
+fn start(port: u16) -> (Cluster, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!(
+        "cookie-session-failover-{}-{port}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .arg(&dir)
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    let cluster = Cluster(dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let urls = String::from_utf8(out.stdout).unwrap();
+    let urls = urls.trim().split(',').map(str::to_owned).collect();
+    // Every master has its replica before the test begins.
+    let started = Instant::now();
+    while nodes(port)
+        .iter()
+        .filter(|(_, _, master)| master != "-")
+        .count()
+        < 3
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "replicas did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    (cluster, urls)
+}
+
 #[test]
 fn a_master_failing_gives_unavailable_then_the_replica_serves() {
     failover(7100, None);
@@ -70,52 +149,12 @@ fn with_replica_acknowledgement_a_failover_loses_no_acknowledged_write() {
 /// Runs the failover on a cluster of its own at `port`; the acknowledged writes lost
 /// (`None` when skipped).
 fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "redis-server is needed under CI=true"
-        );
-        eprintln!("!!!!! SKIPPED: redis-server is not installed; the failover test needs it !!!!!");
+    if !redis_server_installed() {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!(
-        "cookie-session-failover-{}-{port}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("bash")
-        .arg(script())
-        .arg("start")
-        .arg(&dir)
-        .arg(port.to_string())
-        .output()
-        .unwrap();
-    let cluster = Cluster(dir.clone());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let urls = String::from_utf8(out.stdout).unwrap();
-    let urls: Vec<&str> = urls.trim().split(',').collect();
-    // Every master has its replica before the test begins.
-    let started = Instant::now();
-    while nodes(port)
-        .iter()
-        .filter(|(_, _, master)| master != "-")
-        .count()
-        < 3
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "replicas did not attach"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (cluster, urls) = start(port);
+    let dir = cluster.0.clone();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
 
     let rt = services::runtime();
     let lost = rt.block_on(async {
@@ -137,22 +176,7 @@ fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> 
             .trim()
             .parse()
             .unwrap();
-        // `cluster nodes`: the master whose slot ranges (fields 9..) hold the slot.
-        let master = cli(port, &["cluster", "nodes"])
-            .lines()
-            .find(|line| {
-                let f: Vec<&str> = line.split(' ').collect();
-                f[2].contains("master")
-                    && f[8..].iter().any(|range| {
-                        let (a, b) = range.split_once('-').unwrap_or((range, range));
-                        a.parse::<u16>().is_ok_and(|a| a <= slot)
-                            && b.parse::<u16>().is_ok_and(|b| slot <= b)
-                    })
-            })
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|address| address.split(['@', ':']).nth(1))
-            .expect("a master serves the slot")
-            .to_owned();
+        let (master, _) = serving(port, slot);
         let pid = std::fs::read_to_string(dir.join(format!("redis-{master}.pid"))).unwrap();
 
         let mut acknowledged = 0u64;
@@ -229,4 +253,98 @@ fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> 
     });
     drop(cluster);
     Some(lost)
+}
+
+/// A record's slot moves to another master while the store is connected (resharding, as
+/// `redis-cli --cluster reshard` does it, one step at a time): while the slot migrates, the
+/// record is found and written on whichever node holds it (`ASK`), and once the slot has
+/// moved, on its new master (`MOVED`); a record in another slot is served throughout.
+#[test]
+fn a_slot_moving_to_another_master_is_followed() {
+    if !redis_server_installed() {
+        return;
+    }
+    let port = 7120;
+    let (cluster, urls) = start(port);
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let rt = services::runtime();
+    rt.block_on(async {
+        let store = RedisStore::connect_cluster(&urls).await.unwrap();
+        let now = || OffsetDateTime::now_utc();
+        let expires = now() + cookie_session::time::Duration::hours(1);
+        let (moving, staying) = (StoreKey::from_bytes([5; 32]), StoreKey::from_bytes([6; 32]));
+        let mut version = store.create(&moving, b"0", expires, now()).await.unwrap();
+        let mut other = store.create(&staying, b"0", expires, now()).await.unwrap();
+
+        let record = format!("cookie-session:{{{moving}}}");
+        let slot: u16 = cli(port, &["cluster", "keyslot", &record])
+            .trim()
+            .parse()
+            .unwrap();
+        let (source, source_id) = serving(port, slot);
+        let source: u16 = source.parse().unwrap();
+        let (target, target_id) = nodes(port)
+            .into_iter()
+            .find(|(p, id, master)| master == "-" && *id != source_id && *p != source)
+            .map(|(p, id, _)| (p, id))
+            .expect("another master");
+        let slot = slot.to_string();
+
+        // Each step: the moving record reads back what was last written to it, takes a
+        // compare-and-set write, and the other record does the same.
+        let mut written = 0u32;
+        let mut step = async |what: &str| {
+            written += 1;
+            let data = written.to_string();
+            for (key, version) in [(&moving, &mut version), (&staying, &mut other)] {
+                let loaded = store.load(key, now()).await;
+                let loaded = loaded
+                    .unwrap_or_else(|e| panic!("{what}: load: {e}"))
+                    .unwrap_or_else(|| panic!("{what}: the record is not found"));
+                assert_eq!(loaded.version, *version, "{what}");
+                *version = store
+                    .save(key, *version, data.as_bytes(), expires, now())
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: save: {e}"));
+                let loaded = store.load(key, now()).await.unwrap().unwrap();
+                assert_eq!(loaded.data, data.as_bytes(), "{what}");
+            }
+        };
+        step("before").await;
+        let target_port = target.to_string();
+        cli(
+            target,
+            &["cluster", "setslot", &slot, "importing", &source_id],
+        );
+        cli(
+            source,
+            &["cluster", "setslot", &slot, "migrating", &target_id],
+        );
+        step("migrating, the record still on its old master").await;
+        let migrated = cli(
+            source,
+            &[
+                "migrate",
+                "127.0.0.1",
+                &target_port,
+                "",
+                "0",
+                "5000",
+                "keys",
+                &record,
+            ],
+        );
+        assert_eq!(migrated.trim(), "OK");
+        step("migrating, the record on its new master (ASK)").await;
+        for (p, _, master) in nodes(port) {
+            if master == "-" {
+                cli(p, &["cluster", "setslot", &slot, "node", &target_id]);
+            }
+        }
+        step("moved (MOVED)").await;
+        assert_eq!(serving(port, slot.parse().unwrap()).1, target_id);
+        assert!(store.delete(&moving, now()).await.unwrap());
+        assert!(store.load(&moving, now()).await.unwrap().is_none());
+    });
+    drop(cluster);
 }

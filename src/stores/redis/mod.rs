@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::deadline::Deadlines;
 use super::{Record, SessionStore, StoreError, StoreKey, Version, check_size};
 
+mod cluster;
 mod sharded;
 #[cfg(feature = "store-testing")]
 pub use sharded::ClusterStep;
@@ -92,64 +93,25 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// One server through a reconnecting manager, or a cluster through redis-rs's cluster
-/// client (which follows slot moves and failovers).
+/// One server through a reconnecting manager, or a cluster through the store's own
+/// client (`cluster`), which follows slot moves and failovers.
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
-impl redis::aio::ConnectionLike for Connection {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
+    Cluster(cluster::Cluster),
 }
 
 impl Connection {
     /// Sends `command`, which reads or writes `key`: on a cluster straight to the master of
-    /// `key`'s slot. (Through `ConnectionLike`, redis-rs's cluster client copies every
-    /// command and finds its key by parsing it again.)
+    /// `key`'s slot.
     async fn send<T: redis::FromRedisValue>(
         &mut self,
         key: &str,
         command: redis::Cmd,
     ) -> redis::RedisResult<T> {
-        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
         match self {
             Self::Single(c) => command.query_async(c).await,
-            Self::Cluster(c) => {
-                let at = Route::with_key(key.as_bytes(), SlotAddr::Master);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(at));
-                // A server's error comes back as a value here (`NOSCRIPT` among them).
-                let value = c.route_command(command, routing).await?.extract_error()?;
-                Ok(redis::from_redis_value(value)?)
-            }
+            Self::Cluster(c) => c.send(key, command).await,
         }
     }
 }
@@ -439,16 +401,8 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] if a URL does not parse or no node answers now.
     pub async fn connect_cluster(urls: &[&str]) -> Result<Self, StoreError> {
         let timeout = Duration::from_secs(5);
-        let client = redis::cluster::ClusterClient::builder(urls.iter().copied())
-            .connection_timeout(timeout)
-            // No response timeout: every operation is bounded by `Deadlines`, with a timer
-            // shared by many; redis-rs's would add two timers per command (the node's and
-            // the overall one: 1 % of a read's CPU under `perf`).
-            // A failover's gap is answered with a 503 now, not waited out here.
-            .retries(2)
-            .build()
-            .map_err(unavailable)?;
-        let connection = tokio::time::timeout(timeout, client.get_async_connection())
+        // A failover's gap is answered with a 503 now, not waited out here.
+        let connection = tokio::time::timeout(timeout, cluster::Cluster::connect(urls, timeout))
             .await
             .map_err(|_| {
                 StoreError::Unavailable("no Redis Cluster node answered within 5 s".into())
@@ -632,9 +586,14 @@ impl RedisStore {
     {
         match self.deadlines.bound(op(self.connection.clone())).await {
             Some(result) => result.map_err(unavailable),
-            None => Err(StoreError::Unavailable(
-                format!("Redis did not answer within {:?}", self.deadlines.timeout()).into(),
-            )),
+            None => {
+                if let Connection::Cluster(cluster) = &self.connection {
+                    cluster.timed_out();
+                }
+                Err(StoreError::Unavailable(
+                    format!("Redis did not answer within {:?}", self.deadlines.timeout()).into(),
+                ))
+            }
         }
     }
 }

@@ -453,11 +453,9 @@ impl RedisStore {
         let key = key.to_owned();
         let (data, expires, version, user, native, pending): Fields = self
             .bounded(|mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg(&["d", "e", "v", "u", "x", "p"])
-                    .query_async(&mut c)
-                    .await
+                let mut command = redis::cmd("HMGET");
+                command.arg(&key).arg(&["d", "e", "v", "u", "x", "p"]);
+                c.send(&key, command).await
             })
             .await?;
         let (Some(data), Some(expires), Some(version), None) = (data, expires, version, pending)
@@ -498,11 +496,9 @@ impl RedisStore {
             let key = member.clone();
             let fields: (Option<i64>, Option<String>, Option<String>) = self
                 .bounded(|mut c| async move {
-                    redis::cmd("HMGET")
-                        .arg(&key)
-                        .arg(&["e", "u", "p"])
-                        .query_async(&mut c)
-                        .await
+                    let mut command = redis::cmd("HMGET");
+                    command.arg(&key).arg(&["e", "u", "p"]);
+                    c.send(&key, command).await
                 })
                 .await?;
             Ok::<_, StoreError>(match fields {
@@ -518,13 +514,9 @@ impl RedisStore {
     async fn members(&self, user: &str, now: i64) -> Result<Vec<String>, StoreError> {
         let set = self.user_set(user);
         self.bounded(|mut c| async move {
-            redis::cmd("ZRANGE")
-                .arg(&set)
-                .arg(now)
-                .arg("+inf")
-                .arg("BYSCORE")
-                .query_async(&mut c)
-                .await
+            let mut command = redis::cmd("ZRANGE");
+            command.arg(&set).arg(now).arg("+inf").arg("BYSCORE");
+            c.send(&set, command).await
         })
         .await
     }
@@ -595,11 +587,9 @@ impl RedisStore {
         let set = self.user_set(user);
         let members = members.to_vec();
         self.bounded(|mut c| async move {
-            redis::cmd("ZREM")
-                .arg(&set)
-                .arg(members)
-                .query_async::<i64>(&mut c)
-                .await
+            let mut command = redis::cmd("ZREM");
+            command.arg(&set).arg(members);
+            c.send::<i64>(&set, command).await
         })
         .await?;
         Ok(())
