@@ -120,3 +120,31 @@ fn a_server_that_forgot_the_scripts_is_sent_them_again() {
     })
     .unwrap();
 }
+
+/// Connecting to a cluster that is not one fails with a typed error, never a panic: no
+/// node given, an address that is not a URL, nothing listening, and a server without
+/// cluster mode (`REDIS_URL`).
+#[test]
+fn connecting_to_what_is_not_a_cluster_is_unavailable() {
+    use cookie_session::store::{RedisStore, StoreError};
+    let unavailable = |result: Result<RedisStore, StoreError>| match result {
+        Err(StoreError::Unavailable(error)) => error.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let rt = services::runtime();
+    rt.block_on(async {
+        unavailable(RedisStore::connect_cluster(&[]).await);
+        unavailable(RedisStore::connect_cluster(&["not a url"]).await);
+        // Nothing listens on port 1; a second seed is tried after the first.
+        unavailable(
+            RedisStore::connect_cluster(&["redis://127.0.0.1:1", "redis://127.0.0.1:2"]).await,
+        );
+    });
+    services::with_redis(async {
+        let url = std::env::var("REDIS_URL").unwrap();
+        let message = unavailable(RedisStore::connect_cluster(&[&url]).await);
+        assert!(message.contains("cluster"), "{message}");
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+}

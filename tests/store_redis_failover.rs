@@ -348,3 +348,90 @@ fn a_slot_moving_to_another_master_is_followed() {
     });
     drop(cluster);
 }
+
+/// Every node of the cluster stops (a restart of the whole cluster): operations meanwhile
+/// fail as `Unavailable`, never otherwise; once the nodes are back, the connected store
+/// serves again by itself.
+#[test]
+fn the_whole_cluster_stopping_and_coming_back_is_survived() {
+    if !redis_server_installed() {
+        return;
+    }
+    let port = 7130;
+    let (cluster, urls) = start(port);
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let rt = services::runtime();
+    rt.block_on(async {
+        let store = RedisStore::connect_cluster(&urls)
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(1));
+        let now = || OffsetDateTime::now_utc();
+        let expires = now() + cookie_session::time::Duration::hours(1);
+        let keys: Vec<StoreKey> = (0..8).map(|i| StoreKey::from_bytes([i; 32])).collect();
+        for key in &keys {
+            store.create(key, b"before", expires, now()).await.unwrap();
+        }
+        let status = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(&cluster.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for key in &keys {
+            match store.load(key, now()).await {
+                Err(StoreError::Unavailable(_)) => {}
+                other => panic!("with every node down: {other:?}"),
+            }
+        }
+        for node in port..port + 6 {
+            let status = Command::new("bash")
+                .arg(script())
+                .arg("node")
+                .arg(&cluster.0)
+                .arg(node.to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        // Each key in turn: its record (kept or not, as the nodes' persistence decides) is
+        // read, then written anew, once its master serves again.
+        let started = Instant::now();
+        let mut errors = 0usize;
+        for key in &keys {
+            loop {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "service did not resume within 60 s"
+                );
+                let result = async {
+                    let version = match store.load(key, now()).await? {
+                        Some(record) => {
+                            assert_eq!(record.data, b"before");
+                            record.version
+                        }
+                        None => store.create(key, b"before", expires, now()).await?,
+                    };
+                    store.save(key, version, b"after", expires, now()).await
+                }
+                .await;
+                match result {
+                    Ok(_) => break,
+                    Err(StoreError::Unavailable(_)) => {
+                        errors += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(other) => panic!("as the cluster came back: {other:?}"),
+                }
+            }
+            let record = store.load(key, now()).await.unwrap().unwrap();
+            assert_eq!(record.data, b"after");
+        }
+        eprintln!(
+            "the whole cluster restarted: served again {:.1} s after the nodes were started, {errors} operations Unavailable meanwhile",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    drop(cluster);
+}

@@ -47,6 +47,46 @@ struct Shared {
     refreshing: AtomicBool,
     /// When the last reading started.
     refreshed: Mutex<Instant>,
+    /// How long a reading may take before the map is left as it was.
+    timeout: Duration,
+}
+
+/// A reading of the slot map under way: it holds `refreshing` and lets it go however it
+/// ends (a request that awaits it may be dropped at its deadline).
+struct Reading(Arc<Shared>);
+
+impl Reading {
+    fn begin(shared: &Arc<Shared>) -> Option<Self> {
+        let taken = shared.refreshing.swap(true, Ordering::Acquire);
+        (!taken).then(|| Self(Arc::clone(shared)))
+    }
+
+    /// At most one reading every `REFRESH_EVERY`; a cluster that does not answer in time
+    /// keeps the map it had.
+    async fn run(self) {
+        let shared = &self.0;
+        let since = {
+            let mut last = shared
+                .refreshed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let since = last.elapsed();
+            *last = Instant::now() + REFRESH_EVERY.saturating_sub(since);
+            since
+        };
+        if since < REFRESH_EVERY {
+            tokio::time::sleep(REFRESH_EVERY - since).await;
+        }
+        if let Ok(Ok(topology)) = tokio::time::timeout(shared.timeout, shared.read()).await {
+            shared.topology.store(Arc::new(topology));
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::Release);
+    }
 }
 
 /// The slot map: each slot's master.
@@ -95,6 +135,7 @@ impl Cluster {
             }),
             refreshing: AtomicBool::new(false),
             refreshed: Mutex::new(Instant::now()),
+            timeout,
         });
         let topology = shared.read().await?;
         shared.topology.store(Arc::new(topology));
@@ -210,43 +251,17 @@ impl Shared {
 
     /// Reads the map in the background, unless a reading is under way.
     fn refresh_soon(self: &Arc<Self>) {
-        if self.refreshing.swap(true, Ordering::Acquire) {
-            return;
+        if let Some(reading) = Reading::begin(self) {
+            tokio::spawn(reading.run());
         }
-        let shared = Arc::clone(self);
-        tokio::spawn(async move {
-            shared.refresh_now().await;
-        });
     }
 
     /// Reads the map now, unless a reading is under way (then waits for it a little).
     async fn refresh(self: &Arc<Self>) {
-        if self.refreshing.swap(true, Ordering::Acquire) {
-            tokio::time::sleep(REFRESH_EVERY).await;
-            return;
+        match Reading::begin(self) {
+            Some(reading) => reading.run().await,
+            None => tokio::time::sleep(REFRESH_EVERY).await,
         }
-        self.refresh_now().await;
-    }
-
-    /// The reading itself, with `refreshing` taken: at most one every `REFRESH_EVERY`.
-    async fn refresh_now(&self) {
-        let since = {
-            let mut last = self
-                .refreshed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let since = last.elapsed();
-            *last = Instant::now() + REFRESH_EVERY.saturating_sub(since);
-            since
-        };
-        if since < REFRESH_EVERY {
-            tokio::time::sleep(REFRESH_EVERY - since).await;
-        }
-        // A cluster that does not answer keeps the map it had.
-        if let Ok(topology) = self.read().await {
-            self.topology.store(Arc::new(topology));
-        }
-        self.refreshing.store(false, Ordering::Release);
     }
 
     /// The slot map, from a known master that answers or else from a seed, with a
