@@ -488,11 +488,16 @@ impl RedisStore {
     }
 
     fn key(&self, key: &StoreKey) -> String {
-        if self.sharded {
-            format!("{}{{{key}}}", self.prefix)
+        use std::fmt::Write as _;
+        // Sized once (`format!` grows its string several times on the way to 80 bytes).
+        let mut out = String::with_capacity(self.prefix.len() + 66);
+        out.push_str(&self.prefix);
+        let _ = if self.sharded {
+            write!(out, "{{{key}}}")
         } else {
-            format!("{}{key}", self.prefix)
-        }
+            write!(out, "{key}")
+        };
+        out
     }
 
     /// The prefix of the user index's sets, from `prefix`.
