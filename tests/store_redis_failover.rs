@@ -439,3 +439,84 @@ fn the_whole_cluster_stopping_and_coming_back_is_survived() {
     });
     drop(cluster);
 }
+
+/// A master hangs instead of dying (`SIGSTOP`: its connections stay open and nothing
+/// answers), and it is the first the store would ask for the slot map: requests for its
+/// slots time out as `Unavailable`, its replica takes over, and service resumes by itself,
+/// the map read from the other masters.
+#[test]
+fn a_master_that_hangs_is_routed_around_once_its_replica_takes_over() {
+    if !redis_server_installed() {
+        return;
+    }
+    let port = 7140;
+    let (cluster, urls) = start(port);
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let rt = services::runtime();
+    rt.block_on(async {
+        let store = RedisStore::connect_cluster(&urls)
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_millis(500));
+        let now = || OffsetDateTime::now_utc();
+        let expires = now() + cookie_session::time::Duration::hours(1);
+        // A record served by the master of slot 0: the first in `CLUSTER SLOTS`, so the
+        // first the store asks for the map.
+        let first = serving(port, 0).0;
+        let (key, master) = (0u8..=255)
+            .find_map(|b| {
+                let key = StoreKey::from_bytes([b; 32]);
+                let record = format!("cookie-session:{{{key}}}");
+                let slot: u16 = cli(port, &["cluster", "keyslot", &record])
+                    .trim()
+                    .parse()
+                    .unwrap();
+                let (master, _) = serving(port, slot);
+                (master == first).then_some((key, master))
+            })
+            .expect("a key in the first slot range");
+        let mut version = store.create(&key, b"0", expires, now()).await.unwrap();
+        let pid = std::fs::read_to_string(cluster.0.join(format!("redis-{master}.pid"))).unwrap();
+        let pid = pid.trim().to_owned();
+        let signal = |which: &str| {
+            Command::new("kill")
+                .arg(which)
+                .arg(&pid)
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(signal("-STOP"));
+        let stopped = Instant::now();
+        let mut gap_errors = 0usize;
+        let resumed = loop {
+            if stopped.elapsed() > Duration::from_secs(60) {
+                signal("-CONT");
+                panic!("service did not resume within 60 s of the master hanging");
+            }
+            match store.save(&key, version, b"1", expires, now()).await {
+                Ok(v) => {
+                    version = v;
+                    break stopped.elapsed();
+                }
+                Err(StoreError::Unavailable(_)) => gap_errors += 1,
+                Err(StoreError::Conflict) => {
+                    version = store.load(&key, now()).await.unwrap().unwrap().version;
+                }
+                Err(other) => {
+                    signal("-CONT");
+                    panic!("while the master hung: {other:?}");
+                }
+            }
+        };
+        assert!(signal("-CONT"));
+        let record = store.load(&key, now()).await.unwrap().unwrap();
+        assert_eq!((record.data.as_slice(), record.version), (&b"1"[..], version));
+        assert!(gap_errors > 0, "the gap was seen");
+        eprintln!(
+            "a master hung: service resumed {:.1} s after, {gap_errors} operations Unavailable meanwhile",
+            resumed.as_secs_f64()
+        );
+    });
+    drop(cluster);
+}

@@ -15,8 +15,11 @@
 //! - A connection that fails, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN` or an
 //!   operation that timed out make the map be re-read in the background (one at a time, at
 //!   most every [`REFRESH_EVERY`]): the failed request itself is an error (a `503`), and
-//!   the requests after the cluster has promoted a replica reach the new master.
+//!   the requests after the cluster has promoted a replica reach the new master. Each node
+//!   asked is given [`NODE_ANSWER`], so a master that hangs without closing its connections
+//!   cannot keep the map from being read from the others.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -270,6 +273,8 @@ impl Shared {
         let old = self.topology.load_full();
         let mut last_error = None;
         let mut answer = None;
+        // Each node in turn, each given `NODE_ANSWER`: a master that hangs (stopped, or cut
+        // off without its connections closing) must not keep the others from being asked.
         for master in old
             .masters
             .iter()
@@ -278,11 +283,7 @@ impl Shared {
             let Some(mut connection) = master.connection.clone() else {
                 continue;
             };
-            match redis::cmd("CLUSTER")
-                .arg("SLOTS")
-                .query_async::<Value>(&mut connection)
-                .await
-            {
+            match within(cluster_slots(&mut connection)).await {
                 Ok(slots) => {
                     answer = Some((slots, split(&master.address)?.0.to_owned()));
                     break;
@@ -292,15 +293,12 @@ impl Shared {
         }
         if answer.is_none() {
             for seed in &self.seeds {
-                let asked = async {
+                let asked = within(async {
                     let mut connection = redis::Client::open(seed.clone())?
                         .get_multiplexed_async_connection_with_config(&self.config)
                         .await?;
-                    redis::cmd("CLUSTER")
-                        .arg("SLOTS")
-                        .query_async::<Value>(&mut connection)
-                        .await
-                };
+                    cluster_slots(&mut connection).await
+                });
                 match asked.await {
                     Ok(slots) => {
                         answer = Some((slots, host(seed.addr()).to_owned()));
@@ -315,36 +313,48 @@ impl Shared {
                 .unwrap_or_else(|| RedisError::from((ErrorKind::Io, "no cluster node answered"))));
         };
         let ranges = parse_slots(slots, &asked)?;
+        let mut addresses: Vec<&str> = Vec::new();
+        for (_, _, address) in &ranges {
+            if !addresses.contains(&address.as_str()) {
+                addresses.push(address);
+            }
+        }
+        // Each master's connection: its own kept unless it failed, the others made at once.
+        let masters = addresses.iter().map(|&address| {
+            let kept = old
+                .masters
+                .iter()
+                .find(|m| m.address == address && !m.broken.load(Ordering::Relaxed))
+                .and_then(|m| m.connection.clone());
+            async move {
+                let connection = match kept {
+                    Some(connection) => Some(connection),
+                    None => match split(address) {
+                        Ok((host, port)) => within(self.connect_to(&self.seeds[0], host, port))
+                            .await
+                            .ok(),
+                        Err(_) => None,
+                    },
+                };
+                Arc::new(Master {
+                    address: address.to_owned(),
+                    connection,
+                    broken: AtomicBool::new(false),
+                })
+            }
+        });
+        let masters = futures_util::future::join_all(masters).await;
         let mut topology = Topology {
             slots: vec![NONE; SLOTS].into_boxed_slice(),
-            masters: Vec::new(),
+            masters,
         };
-        for (start, end, address) in ranges {
-            let index = match topology.masters.iter().position(|m| m.address == address) {
-                Some(index) => index,
-                None => {
-                    let kept = old
-                        .masters
-                        .iter()
-                        .find(|m| m.address == address && !m.broken.load(Ordering::Relaxed))
-                        .and_then(|m| m.connection.clone());
-                    let connection = match kept {
-                        Some(connection) => Some(connection),
-                        None => {
-                            let (host, port) = split(&address)?;
-                            self.connect_to(&self.seeds[0], host, port).await.ok()
-                        }
-                    };
-                    topology.masters.push(Arc::new(Master {
-                        address,
-                        connection,
-                        broken: AtomicBool::new(false),
-                    }));
-                    topology.masters.len() - 1
-                }
-            };
-            let index = u16::try_from(index).unwrap_or(NONE);
-            for slot in start..=end {
+        for (start, end, address) in &ranges {
+            let index = addresses
+                .iter()
+                .position(|a| a == address)
+                .and_then(|index| u16::try_from(index).ok())
+                .unwrap_or(NONE);
+            for slot in *start..=*end {
                 topology.slots[usize::from(slot)] = index;
             }
         }
@@ -375,6 +385,29 @@ impl Shared {
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
     }
+}
+
+/// How long one node may take to answer while the slot map is read, or to be connected to.
+const NODE_ANSWER: Duration = Duration::from_secs(2);
+
+/// `operation`, or an error once `NODE_ANSWER` has passed.
+async fn within<T>(operation: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    tokio::time::timeout(NODE_ANSWER, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from((
+                ErrorKind::Io,
+                "a cluster node did not answer in time",
+            )))
+        })
+}
+
+/// `CLUSTER SLOTS` on `connection`.
+async fn cluster_slots(connection: &mut MultiplexedConnection) -> RedisResult<Value> {
+    redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await
 }
 
 /// The host of a seed's address (for a node the slot map names without an address).
