@@ -93,6 +93,21 @@ fn redis_server_installed() -> bool {
     false
 }
 
+/// A cluster of the test's own on `port` (see [`start`]), or `None` (skipped) where
+/// `redis-server` is not installed.
+fn own(port: u16) -> Option<(Cluster, Vec<String>)> {
+    redis_server_installed().then(|| start(port))
+}
+
+/// A store on the cluster at `urls`, each operation bounded by `timeout`.
+async fn connect(urls: &[String], timeout: Duration) -> RedisStore {
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap()
+        .with_timeout(timeout)
+}
+
 /// Starts a cluster of the test's own on `port`..`port + 5`, every master with its replica
 /// attached; its node URLs.
 fn start(port: u16) -> (Cluster, Vec<String>) {
@@ -149,19 +164,12 @@ fn with_replica_acknowledgement_a_failover_loses_no_acknowledged_write() {
 /// Runs the failover on a cluster of its own at `port`; the acknowledged writes lost
 /// (`None` when skipped).
 fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> {
-    if !redis_server_installed() {
-        return None;
-    }
-    let (cluster, urls) = start(port);
+    let (cluster, urls) = own(port)?;
     let dir = cluster.0.clone();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
 
     let rt = services::runtime();
     let lost = rt.block_on(async {
-        let mut store = RedisStore::connect_cluster(&urls)
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(2));
+        let mut store = connect(&urls, Duration::from_secs(2)).await;
         if let Some((replicas, wait)) = acknowledgement {
             store = store.with_replica_acknowledgement(replicas, wait);
         }
@@ -261,15 +269,13 @@ fn failover(port: u16, acknowledgement: Option<(u32, Duration)>) -> Option<u64> 
 /// moved, on its new master (`MOVED`); a record in another slot is served throughout.
 #[test]
 fn a_slot_moving_to_another_master_is_followed() {
-    if !redis_server_installed() {
-        return;
-    }
     let port = 7120;
-    let (cluster, urls) = start(port);
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let Some((cluster, urls)) = own(port) else {
+        return;
+    };
     let rt = services::runtime();
     rt.block_on(async {
-        let store = RedisStore::connect_cluster(&urls).await.unwrap();
+        let store = connect(&urls, Duration::from_secs(5)).await;
         let now = || OffsetDateTime::now_utc();
         let expires = now() + cookie_session::time::Duration::hours(1);
         let (moving, staying) = (StoreKey::from_bytes([5; 32]), StoreKey::from_bytes([6; 32]));
@@ -358,18 +364,13 @@ fn a_slot_moving_to_another_master_is_followed() {
 /// serves again by itself.
 #[test]
 fn the_whole_cluster_stopping_and_coming_back_is_survived() {
-    if !redis_server_installed() {
-        return;
-    }
     let port = 7130;
-    let (cluster, urls) = start(port);
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let Some((cluster, urls)) = own(port) else {
+        return;
+    };
     let rt = services::runtime();
     rt.block_on(async {
-        let store = RedisStore::connect_cluster(&urls)
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(1));
+        let store = connect(&urls, Duration::from_secs(1)).await;
         let now = || OffsetDateTime::now_utc();
         let expires = now() + cookie_session::time::Duration::hours(1);
         let keys: Vec<StoreKey> = (0..8).map(|i| StoreKey::from_bytes([i; 32])).collect();
@@ -446,18 +447,13 @@ fn the_whole_cluster_stopping_and_coming_back_is_survived() {
 /// the map read from the other masters.
 #[test]
 fn a_master_that_hangs_is_routed_around_once_its_replica_takes_over() {
-    if !redis_server_installed() {
-        return;
-    }
     let port = 7140;
-    let (cluster, urls) = start(port);
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let Some((cluster, urls)) = own(port) else {
+        return;
+    };
     let rt = services::runtime();
     rt.block_on(async {
-        let store = RedisStore::connect_cluster(&urls)
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_millis(500));
+        let store = connect(&urls, Duration::from_millis(500)).await;
         let now = || OffsetDateTime::now_utc();
         let expires = now() + cookie_session::time::Duration::hours(1);
         // A record served by the master of slot 0: the first in `CLUSTER SLOTS`, so the
